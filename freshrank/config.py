@@ -1,0 +1,211 @@
+"""One typed configuration object for the whole system.
+
+Defaults are documented on each field. Values come from, in order: the defaults, an optional
+TOML file (`FRESHRANK_CONFIG` or `--config`), then environment variables
+`FRESHRANK_<SECTION>__<FIELD>` (e.g. `FRESHRANK_KAFKA__BOOTSTRAP=localhost:9092`).
+Every section validates itself in `__post_init__` and raises `ConfigError` naming the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.config import ModelConfig, TrainerConfig
+from udfs.config import ValidationConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+def _require(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    events: str = "freshrank.events"  # raw behaviour events, key = user_id
+    dlq: str = "freshrank.events.dlq"  # dead letters with a reason code
+    features_user: str = "freshrank.features.user"  # compacted, key = user_id
+    features_item: str = "freshrank.features.item"  # compacted, key = item_id
+    model_versions: str = "freshrank.model.versions"  # one record per accepted version
+    model_deltas: str = "freshrank.model.deltas"  # compacted, key = model/table/row
+    partitions: int = 2  # partitions of the events topic (the job reads them in parallel)
+
+    def __post_init__(self) -> None:
+        _require(self.partitions >= 1, "topics.partitions", "must be >= 1")
+
+    def compacted(self) -> set[str]:
+        return {self.features_user, self.features_item, self.model_deltas}
+
+    def all(self) -> list[str]:
+        return [self.events, self.dlq, self.features_user, self.features_item,
+                self.model_versions, self.model_deltas]
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str = "localhost:9092"  # where the job, the CLI and serving find the brokers
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+
+    def __post_init__(self) -> None:
+        _require(":" in self.bootstrap, "kafka.bootstrap", f"expected host:port, got {self.bootstrap!r}")
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The local development stack started by `freshrank up`."""
+    kafka_version: str = "4.1.1"  # org.apache.kafka:kafka_2.13, KRaft mode
+    flink_connector_version: str = "5.0.0-2.2"  # flink-sql-connector-kafka build for Flink 2.2
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    flink_rest_port: int = 8081  # Flink web UI
+    serving_port: int = 8000
+    state_dir: str = ".stack"  # broker data, logs, pids (relative to the repo root unless absolute)
+    cache_dir: str = "~/.cache/freshrank"  # downloaded jars, outside git
+    ready_timeout_s: float = 60.0  # how long `up` waits for Kafka / Flink to answer
+    taskmanager_slots: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("kafka_port", "controller_port", "flink_rest_port", "serving_port"):
+            port = getattr(self, name)
+            _require(0 < port < 65536, f"stack.{name}", f"not a TCP port: {port}")
+        _require(self.ready_timeout_s > 0, "stack.ready_timeout_s", "must be > 0")
+        _require(self.taskmanager_slots >= 1, "stack.taskmanager_slots", "must be >= 1")
+
+    def state_path(self) -> Path:
+        p = Path(self.state_dir).expanduser()
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir).expanduser()
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """The PyFlink online-training job."""
+    model_name: str = "default"
+    parallelism: int = 1
+    checkpoint_interval_ms: int = 5_000  # also bounds how stale published output is (exactly-once sinks)
+    checkpoint_timeout_ms: int = 600_000  # training steps hold barriers; be generous
+    state_backend: str = "rocksdb"  # rocksdb (incremental checkpoints) or hashmap
+    checkpoint_dir: str = ""  # '' -> <stack state dir>/checkpoints
+    watermark_delay_ms: int = 5_000  # bounded out-of-orderness of event time
+    idle_partition_timeout_ms: int = 10_000  # an idle partition stops holding the watermark back
+    dedup_ttl_ms: int = 3_600_000  # how long an event_id is remembered for deduplication
+    click_window_ms: int = 1_800_000  # click attribution window (30 min)
+    purchase_window_ms: int = 86_400_000  # purchase attribution window (24 h)
+    batch_interval_ms: int = 1_000  # micro-batch time trigger
+    batch_max_examples: int = 4_096  # micro-batch count trigger
+    publish_interval_ms: int = 10_000  # how often a candidate version is evaluated and published
+    model_store: str = ""  # '' -> <stack state dir>/models; a local path
+    python_executable: str = ""  # '' -> the interpreter running the job
+
+    def __post_init__(self) -> None:
+        _require(self.parallelism >= 1, "job.parallelism", "must be >= 1")
+        _require(self.checkpoint_interval_ms >= 100, "job.checkpoint_interval_ms", "must be >= 100")
+        _require(self.state_backend in ("rocksdb", "hashmap"), "job.state_backend",
+                 f"must be 'rocksdb' or 'hashmap', got {self.state_backend!r}")
+        for name in ("watermark_delay_ms", "idle_partition_timeout_ms", "dedup_ttl_ms",
+                     "click_window_ms", "purchase_window_ms", "batch_interval_ms",
+                     "publish_interval_ms"):
+            _require(getattr(self, name) > 0, f"job.{name}", "must be > 0")
+        _require(self.batch_max_examples >= 1, "job.batch_max_examples", "must be >= 1")
+        _require(self.purchase_window_ms >= self.click_window_ms, "job.purchase_window_ms",
+                 "must be >= job.click_window_ms")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    group_id: str = "freshrank-serving"
+    poll_timeout_s: float = 0.5  # Kafka poll; bounds how fast a new version is seen
+
+    def __post_init__(self) -> None:
+        _require(0 < self.port < 65536, "serving.port", f"not a TCP port: {self.port}")
+
+
+@dataclass(frozen=True)
+class FreshrankConfig:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    stack: StackConfig = field(default_factory=StackConfig)
+    job: JobConfig = field(default_factory=JobConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+
+    def checkpoint_dir(self) -> Path:
+        return Path(self.job.checkpoint_dir) if self.job.checkpoint_dir else self.stack.state_path() / "checkpoints"
+
+    def model_store(self) -> Path:
+        return Path(self.job.model_store) if self.job.model_store else self.stack.state_path() / "models"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: str, hint: typing.Any, where: str) -> typing.Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        lowered = value.strip().lower()
+        _require(lowered in ("1", "0", "true", "false", "yes", "no"), where, f"not a boolean: {value!r}")
+        return lowered in ("1", "true", "yes")
+    if hint in (int, float, str):
+        try:
+            return hint(value)
+        except ValueError:
+            raise ConfigError(f"{where}: not a {hint.__name__}: {value!r}") from None
+    if origin in (tuple, list):
+        (inner, *_) = typing.get_args(hint) or (str,)
+        return tuple(_coerce(v, inner, where) for v in value.split(",") if v.strip())
+    raise ConfigError(f"{where}: cannot be set from a string")
+
+
+def _build(cls: type, values: dict, env: dict[str, str], prefix: str) -> typing.Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    _require(not unknown, prefix or "config", f"unknown setting(s): {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        where = f"{prefix}.{f.name}" if prefix else f.name
+        hint = hints[f.name]
+        env_key = "FRESHRANK_" + where.upper().replace(".", "__")
+        if dataclasses.is_dataclass(hint):
+            sub = values.get(f.name, {})
+            _require(isinstance(sub, dict), where, "must be a table")
+            kwargs[f.name] = _build(hint, sub, env, where)
+        elif env_key in env:
+            kwargs[f.name] = _coerce(env[env_key], hint, where)
+        elif f.name in values:
+            kwargs[f.name] = values[f.name]
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix or 'config'}: {exc}") from None
+
+
+def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> FreshrankConfig:
+    """Defaults, then the TOML file (if any), then FRESHRANK_* environment variables."""
+    env = dict(os.environ if env is None else env)
+    path = path or env.get("FRESHRANK_CONFIG")
+    values: dict = {}
+    if path:
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return _build(FreshrankConfig, values, env, "")
