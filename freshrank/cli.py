@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
+import os
 
-from freshrank.config import ConfigError, FreshrankConfig, load_config
+from freshrank.config import REPO_ROOT, ConfigError, FreshrankConfig, load_config
 from freshrank.stack import FlinkCluster, Stack, StackError
 
 
@@ -63,6 +63,9 @@ def _cmd_demo(cfg: FreshrankConfig, args) -> int:
     return run_demo(cfg, args)
 
 
+DEMO_CONFIG = REPO_ROOT / "stack" / "demo.toml"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="freshrank", description=__doc__)
     parser.add_argument("--config", help="TOML config file (default: $FRESHRANK_CONFIG, else built-in defaults)")
@@ -94,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "demo" and not args.config and not os.environ.get("FRESHRANK_CONFIG"):
+            args.config = str(DEMO_CONFIG)
         cfg = load_config(args.config)
         return args.func(cfg, args)
     except (ConfigError, StackError) as exc:

@@ -95,6 +95,7 @@ class JobConfig:
     parallelism: int = 1
     checkpoint_interval_ms: int = 5_000  # also bounds how stale published output is (exactly-once sinks)
     checkpoint_timeout_ms: int = 600_000  # training steps hold barriers; be generous
+    transaction_timeout_ms: int = 900_000  # Kafka sink transactions; > checkpoint interval + restart time
     state_backend: str = "rocksdb"  # rocksdb (incremental checkpoints) or hashmap
     checkpoint_dir: str = ""  # '' -> <stack state dir>/checkpoints
     watermark_delay_ms: int = 5_000  # bounded out-of-orderness of event time
@@ -105,6 +106,11 @@ class JobConfig:
     batch_interval_ms: int = 1_000  # micro-batch time trigger
     batch_max_examples: int = 4_096  # micro-batch count trigger
     publish_interval_ms: int = 10_000  # how often a candidate version is evaluated and published
+    holdout_share: float = 0.05  # share of examples never trained on, kept to judge candidates
+    holdout_size: int = 5_000  # the freshest held-out examples the gate evaluates on
+    gate_min_examples: int = 500  # fewer held-out examples (or no click): no new version
+    gate_max_auc_drop: float = 0.005  # candidate AUC may trail the live version's by this much
+    gate_max_logloss_rise: float = 0.01  # candidate log-loss may exceed the live one's by this much
     model_store: str = ""  # '' -> <stack state dir>/models; a local path
     python_executable: str = ""  # '' -> the interpreter running the job
 
@@ -117,7 +123,14 @@ class JobConfig:
                      "click_window_ms", "purchase_window_ms", "batch_interval_ms",
                      "publish_interval_ms"):
             _require(getattr(self, name) > 0, f"job.{name}", "must be > 0")
+        _require(self.transaction_timeout_ms > self.checkpoint_interval_ms, "job.transaction_timeout_ms",
+                 "must exceed job.checkpoint_interval_ms (a transaction spans a checkpoint)")
         _require(self.batch_max_examples >= 1, "job.batch_max_examples", "must be >= 1")
+        _require(0 <= self.holdout_share < 1, "job.holdout_share", "must be in [0, 1)")
+        _require(self.holdout_size >= 1, "job.holdout_size", "must be >= 1")
+        _require(self.gate_min_examples >= 1, "job.gate_min_examples", "must be >= 1")
+        _require(self.gate_max_auc_drop >= 0 and self.gate_max_logloss_rise >= 0, "job.gate_max_*",
+                 "must be >= 0")
         _require(self.purchase_window_ms >= self.click_window_ms, "job.purchase_window_ms",
                  "must be >= job.click_window_ms")
 

@@ -41,12 +41,32 @@ class Progress:
 
 
 def _event_ts(value: bytes) -> int | None:
-    """The record's event time, used as the Kafka timestamp so source watermarks follow event time."""
+    """The record's event time, or None when the record has no usable one."""
     try:
         ts = json.loads(value).get("ts")
         return ts if isinstance(ts, int) and ts > 0 else None
     except (ValueError, AttributeError, UnicodeDecodeError):
         return None
+
+
+class KafkaTimestamps:
+    """Kafka record timestamps that follow event time, so source watermarks follow it too.
+
+    A record without a plausible ts (malformed, or far in the future, which the broker rejects
+    with INVALID_TIMESTAMP and takes its whole batch down with it) gets the last good one.
+    """
+
+    MAX_AHEAD_MS = 30 * 60_000  # below the broker's message.timestamp.after.max.ms (1 h)
+    MIN_MS = 946_684_800_000  # 2000-01-01: smaller values are seconds, not milliseconds
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+
+    def for_record(self, value: bytes) -> int | None:
+        ts = _event_ts(value)
+        if ts is not None and self.MIN_MS <= ts <= time.time() * 1000 + self.MAX_AHEAD_MS:
+            self.last = ts
+        return self.last
 
 
 def produce(cfg: FreshrankConfig, *, n: int, rate: float, seed: int, malformed_share: float,
@@ -63,14 +83,22 @@ def produce(cfg: FreshrankConfig, *, n: int, rate: float, seed: int, malformed_s
                          "compression.type": "lz4", "enable.idempotence": True})
     topic = cfg.kafka.topics.events
     progress = Progress(n, f"producing to {topic}", log_stream)
+    timestamps = KafkaTimestamps()
+    failures: dict[str, int] = {}
+
+    def on_delivery(err, _msg) -> None:
+        if err is not None:
+            failures[err.name()] = failures.get(err.name(), 0) + 1
+
     started = time.monotonic()
     sent = 0
     try:
         for key, value in EventGenerator(gen_cfg).events(n or None):
-            ts = _event_ts(value)
+            ts = timestamps.for_record(value)
             while True:
                 try:
-                    producer.produce(topic, value, key=key, **({"timestamp": ts} if ts else {}))
+                    producer.produce(topic, value, key=key, on_delivery=on_delivery,
+                                     **({"timestamp": ts} if ts else {}))
                     break
                 except BufferError:  # local queue full: let it drain
                     producer.poll(0.1)
@@ -85,5 +113,7 @@ def produce(cfg: FreshrankConfig, *, n: int, rate: float, seed: int, malformed_s
         pass
     finally:
         producer.flush(30)
-        progress.close(sent, "done")
+        progress.close(sent, "done" + (f", delivery failures: {failures}" if failures else ""))
+    if failures:
+        raise RuntimeError(f"{sum(failures.values())} of {sent} records were not delivered: {failures}")
     return sent

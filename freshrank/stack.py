@@ -219,7 +219,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 # Flink's exactly-once sink keeps a transaction open across a checkpoint and a restart.
 transaction.max.timeout.ms=3600000
-log.retention.hours=168
+# Generated histories carry old event times; keep by size, not by age, on this dev broker.
+log.retention.ms=-1
+log.retention.bytes=1073741824
 log.cleaner.enable=true
 """
 
@@ -432,6 +434,28 @@ restart-strategy:
             pid_file.unlink()
         return bool(pids)
 
+    def job_metrics(self, job_id: str, names: list[str]) -> dict[str, float]:
+        """Custom metrics by short name (e.g. 'events_in'), summed over vertices and subtasks."""
+        totals: dict[str, float] = {}
+        for vertex in self.rest(f"/jobs/{job_id}").get("vertices", []):
+            base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+            available = [m["id"] for m in self.rest(base)]
+            wanted = {m: short for m in available for short in names if m.endswith("freshrank." + short)}
+            if not wanted:
+                continue
+            for metric in self.rest(base + "?get=" + ",".join(sorted(wanted))):
+                short = wanted[metric["id"]]
+                totals[short] = totals.get(short, 0.0) + float(metric.get("sum", 0.0))
+        return totals
+
+    def cancel(self, job_id: str, timeout_s: float = 60.0) -> None:
+        import urllib.request
+        request = urllib.request.Request(
+            f"http://localhost:{self.cfg.stack.flink_rest_port}/jobs/{job_id}?mode=cancel", method="PATCH")
+        urllib.request.urlopen(request, timeout=10).read()
+        _wait_until(lambda: self.rest(f"/jobs/{job_id}")["state"] in ("CANCELED", "FAILED", "FINISHED"),
+                    timeout_s, f"cancelling job {job_id}", self.log_dir)
+
     def submit(self, job_args: list[str], log=print) -> str:
         """Submit the PyFlink job detached; returns the Flink job id."""
         artifacts = ensure_artifacts(self.cfg.stack, log)
@@ -440,7 +464,7 @@ restart-strategy:
                "-m", f"localhost:{self.cfg.stack.flink_rest_port}",
                "-pyexec", python, "-pyclientexec", python,
                "-j", str(artifacts.connector_jar),
-               "-pym", "flink_jobs.online_training", "-pyfs", str(REPO_ROOT), *job_args]
+               "-pym", "flink_jobs.online_training", *job_args]
         proc = subprocess.run(cmd, env=self.env(), capture_output=True, text=True, cwd=REPO_ROOT)
         out = proc.stdout + proc.stderr
         for line in out.splitlines():
@@ -470,17 +494,27 @@ class Stack:
         return artifacts
 
     def down(self, log=print) -> None:
-        stopped_flink = FlinkCluster(self.cfg).stop()
-        serving_pid_file = self.cfg.stack.state_path() / "pids" / "serving.pid"
-        serving_pid = _read_pid(serving_pid_file)
-        if serving_pid and pid_alive(serving_pid):
-            stop_pid(serving_pid)
-            log("serving stopped")
-        serving_pid_file.unlink(missing_ok=True)
-        cfg = self.cfg.stack
-        stopped_kafka = KafkaBroker(cfg, Artifacts(Path(), Path())).stop()
-        log(("flink stopped" if stopped_flink else "flink was not running") + ", " +
-            ("kafka stopped" if stopped_kafka else "kafka was not running"))
+        """Stop what up/run/produce/serve started, by pid: clients first, the broker last."""
+        pid_dir = self.cfg.stack.state_path() / "pids"
+        for pid_file in sorted(pid_dir.glob("*.pid")) if pid_dir.exists() else []:
+            if pid_file.name == "kafka.pid":
+                continue
+            pid = _read_pid(pid_file)
+            if pid and pid_alive(pid):
+                stop_pid(pid)
+                log(f"{pid_file.stem} stopped (pid {pid})")
+            pid_file.unlink(missing_ok=True)
+        log("flink stopped" if FlinkCluster(self.cfg).stop() else "flink was not running")
+        stopped = KafkaBroker(self.cfg.stack, Artifacts(Path(), Path())).stop()
+        log("kafka stopped" if stopped else "kafka was not running")
+
+    def spawn(self, name: str, cmd: list[str]) -> int:
+        """Start a long-running helper process (producer, serving) that `down` will stop."""
+        state = self.cfg.stack.state_path()
+        (state / "pids").mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        return _spawn(cmd, state / "logs" / f"{name}.log", state / "pids" / f"{name}.pid", env=env, cwd=REPO_ROOT)
 
     def status(self) -> dict:
         cfg = self.cfg.stack

@@ -1,0 +1,139 @@
+"""The freshrank online-training job.
+
+Kafka events -> validate/clean (Python UDF) -> dead letters | dedup (SQL) -> event time ->
+point-in-time features (SQL OVER windows) -> label join (SQL interval joins) -> micro-batches
+(SQL window) -> training operator (Python, keyed by model, model in Flink state) -> model versions
+and embedding deltas (Kafka, exactly-once). Online features go to compacted topics.
+
+Run it with `freshrank run` (submits to the local cluster) or `python -m flink_jobs.online_training`
+(a MiniCluster in this process; web UI on the configured port).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pyflink.common import Configuration, Types
+from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+from pyflink.table import Schema, StreamTableEnvironment
+from pyflink.table.expressions import col
+
+from flink_jobs.sql_files import statements
+from flink_jobs.training_operator import DELTAS_TAG, TrainingOperator, key_of_delta
+from flink_jobs.validation_udf import validate_event_udf
+from freshrank.config import FreshrankConfig, load_config
+
+log = logging.getLogger("freshrank.job")
+
+
+def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None) -> Configuration:
+    job = cfg.job
+    conf = Configuration()
+    if connector_jar:
+        conf.set_string("pipeline.jars", f"file://{connector_jar}")
+    conf.set_string("pipeline.name", f"freshrank online training [{job.model_name}]")
+    conf.set_string("python.executable", job.python_executable or sys.executable)
+    conf.set_string("rest.port", str(cfg.stack.flink_rest_port))
+    conf.set_string("restart-strategy.type", "fixed-delay")
+    conf.set_string("restart-strategy.fixed-delay.attempts", "1000")
+    conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    conf.set_string("state.backend.type", job.state_backend)
+    conf.set_string("execution.checkpointing.incremental", "true")
+    conf.set_string("execution.checkpointing.dir", cfg.checkpoint_dir().as_uri())
+    # A cancelled or crashed job can be resubmitted from its last checkpoint (`-s`).
+    conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    conf.set_string("table.local-time-zone", "UTC")
+    conf.set_string("table.exec.state.ttl", f"{job.dedup_ttl_ms} ms")
+    return conf
+
+
+def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None):
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(cfg, connector_jar))
+    env.set_parallelism(cfg.job.parallelism)
+    env.enable_checkpointing(cfg.job.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    checkpoints = env.get_checkpoint_config()
+    checkpoints.set_checkpoint_timeout(cfg.job.checkpoint_timeout_ms)
+    # The training step holds the barrier while it runs; unaligned barriers overtake queued batches.
+    checkpoints.enable_unaligned_checkpoints(True)
+    checkpoints.set_min_pause_between_checkpoints(min(1_000, cfg.job.checkpoint_interval_ms // 2))
+    t_env = StreamTableEnvironment.create(env)
+    return env, t_env
+
+
+def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
+    for name in ("01_source.sql", "02_sinks.sql"):
+        for stmt in statements(name, cfg):
+            t_env.execute_sql(stmt)
+
+    # 1. Validate and clean: one Python call per raw record.
+    raw = t_env.sql_query(
+        "SELECT `value`, `topic`, `partition`, `offset`, "
+        "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events")
+    checked = raw.map(validate_event_udf(cfg.validation)(
+        col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
+    # Back through a DataStream so the Python map runs once for both branches, adding a
+    # processing-time attribute for deduplication.
+    checked = t_env.from_data_stream(
+        t_env.to_data_stream(checked),
+        Schema.new_builder().column_by_expression("pt", "PROCTIME()").build())
+    t_env.create_temporary_view("checked", checked)
+
+    # 2. Deduplicate by event_id (JVM state with TTL), then switch to event time.
+    unique = t_env.sql_query(
+        "SELECT ok, dlq, event_id, type, ts, user_id, session_id, request_id, query, items, item_id, "
+        "price, quantity, category, brand, device, platform FROM ("
+        "  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY pt ASC) AS rn FROM checked WHERE ok"
+        ") WHERE rn = 1")
+    delay_s = cfg.job.watermark_delay_ms / 1000.0
+    events = t_env.from_data_stream(
+        t_env.to_data_stream(unique),
+        Schema.new_builder()
+        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(ts, 3)")
+        .watermark("rowtime", f"rowtime - INTERVAL '{delay_s:.3f}' SECOND")
+        .build())
+    t_env.create_temporary_view("events", events)
+
+    # 3. Features and the label join (SQL in flink_jobs/sql/).
+    for name in ("03_features.sql", "04_labels.sql", "05_batches.sql"):
+        for stmt in statements(name, cfg):
+            t_env.execute_sql(stmt)
+
+    sinks = t_env.create_statement_set()
+    sinks.add_insert_sql("INSERT INTO dlq_sink SELECT dlq FROM checked WHERE NOT ok")
+    sinks.add_insert_sql(
+        "INSERT INTO user_features_sink SELECT user_id, ts, "
+        "u_click_5m + is_click, u_click_1h + is_click, u_click_24h + is_click, u_cart_1h + is_cart, "
+        "u_purchase_24h + is_purchase FROM user_features")
+    sinks.add_insert_sql(
+        "INSERT INTO item_features_sink SELECT item_id, ts, i_impr_1h + is_impr, "
+        "i_click_1h + is_item_click, (i_click_1h + is_item_click + 1.0) / (i_impr_1h + is_impr + 20.0) "
+        "FROM item_features")
+
+    # 4. Training: one record per micro-batch, keyed by model.
+    batches = t_env.to_data_stream(t_env.from_path("micro_batches"))
+    versions = batches \
+        .key_by(lambda row: row[0], key_type=Types.STRING()) \
+        .process(TrainingOperator(cfg), output_type=Types.STRING()) \
+        .name("train + publish").uid("freshrank-trainer")
+    sinks.add_insert("model_versions_sink", t_env.from_data_stream(versions).alias("value"))
+    deltas = versions.get_side_output(DELTAS_TAG) \
+        .map(key_of_delta, output_type=Types.ROW_NAMED(["k", "value"], [Types.STRING(), Types.STRING()]))
+    sinks.add_insert("model_deltas_sink", t_env.from_data_stream(deltas))
+    sinks.attach_as_datastream()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="freshrank online-training job")
+    parser.add_argument("--config", help="TOML config file")
+    parser.add_argument("--connector-jar", help="flink-sql-connector-kafka jar (not needed under `flink run -j`)")
+    args, _ = parser.parse_known_args(argv)
+    cfg = load_config(args.config)
+    env, t_env = build_environment(cfg, args.connector_jar)
+    build_pipeline(cfg, env, t_env)
+    env.execute(f"freshrank online training [{cfg.job.model_name}]")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()

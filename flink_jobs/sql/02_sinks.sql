@@ -1,0 +1,77 @@
+-- Every sink is transactional: records become visible to read_committed consumers when the
+-- checkpoint that covers them completes, so a crash neither loses nor repeats an output.
+CREATE TABLE dlq_sink (
+  `value` STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_dlq}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{txn_prefix}-dlq',
+  'format' = 'raw'
+);
+
+CREATE TABLE user_features_sink (
+  user_id STRING,
+  ts BIGINT,
+  u_click_5m DOUBLE, u_click_1h DOUBLE, u_click_24h DOUBLE, u_cart_1h DOUBLE, u_purchase_24h DOUBLE
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_features_user}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{txn_prefix}-fu',
+  'key.format' = 'raw',
+  'key.fields' = 'user_id',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL'
+);
+
+CREATE TABLE item_features_sink (
+  item_id STRING,
+  ts BIGINT,
+  i_impr_1h DOUBLE, i_click_1h DOUBLE, i_ctr_1h DOUBLE
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_features_item}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{txn_prefix}-fi',
+  'key.format' = 'raw',
+  'key.fields' = 'item_id',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL'
+);
+
+-- One record per accepted model version (a pointer to the ONNX file in the model store).
+CREATE TABLE model_versions_sink (
+  `value` STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_model_versions}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{txn_prefix}-versions',
+  'format' = 'raw'
+);
+
+-- Embedding rows changed since the previous version; compacted, key = model/table/row key.
+CREATE TABLE model_deltas_sink (
+  k STRING,
+  `value` STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_model_deltas}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{txn_prefix}-deltas',
+  'key.format' = 'raw',
+  'key.fields' = 'k',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+);

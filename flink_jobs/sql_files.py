@@ -1,0 +1,54 @@
+"""Loads the job's SQL (flink_jobs/sql/*.sql) with the configured values filled in."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from freshrank.config import FreshrankConfig
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+def interval(ms: int) -> str:
+    """A Flink SQL DAY TO SECOND(3) literal body ('D HH:MM:SS.mmm') for a duration in ms."""
+    seconds, millis = divmod(int(ms), 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+
+def sql_values(cfg: FreshrankConfig) -> dict[str, str]:
+    topics, job = cfg.kafka.topics, cfg.job
+    return {
+        "bootstrap": cfg.kafka.bootstrap,
+        "group_id": f"freshrank-job-{job.model_name}",
+        "txn_prefix": f"freshrank-{job.model_name}",
+        "transaction_timeout_ms": str(job.transaction_timeout_ms),
+        "topic_events": topics.events,
+        "topic_dlq": topics.dlq,
+        "topic_features_user": topics.features_user,
+        "topic_features_item": topics.features_item,
+        "topic_model_versions": topics.model_versions,
+        "topic_model_deltas": topics.model_deltas,
+        "watermark_delay": interval(job.watermark_delay_ms),
+        "idle_timeout_ms": str(job.idle_partition_timeout_ms),
+        "w5m": interval(5 * 60_000),
+        "w1h": interval(3_600_000),
+        "w24h": interval(86_400_000),
+        "ctr_prior_clicks": "1.0",
+        "ctr_prior_impressions": "20.0",
+        "click_window": interval(job.click_window_ms),
+        "purchase_window": interval(job.purchase_window_ms),
+        "batch_interval": interval(job.batch_interval_ms),
+        "model_name": job.model_name,
+    }
+
+
+def statements(name: str, cfg: FreshrankConfig) -> list[str]:
+    """The ';'-separated statements of one SQL file, formatted, comments kept."""
+    text = (SQL_DIR / name).read_text().format(**sql_values(cfg))
+    return [s.strip() for s in text.split(";\n") if s.strip() and not _only_comments(s)]
+
+
+def _only_comments(statement: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())

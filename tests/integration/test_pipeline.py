@@ -1,0 +1,110 @@
+"""The whole job through a real Kafka broker and a real Flink cluster.
+
+A known mix of valid, duplicated and malformed records goes in; every record must come out
+accounted for (clean, counted duplicate, or dead letter with the injected reason), and the job
+must publish a model version whose ONNX file and embedding deltas match its record.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from confluent_kafka import Producer
+
+from freshrank.datagen import MALFORMED_DEFECTS, EventGenerator, GeneratorConfig
+from freshrank.produce import KafkaTimestamps
+from freshrank.topics import read_topic
+
+pytestmark = pytest.mark.integration
+
+FAST_JOB = {
+    # Short windows and intervals so that a 40-simulated-second stream yields negatives and versions.
+    "FRESHRANK_JOB__CLICK_WINDOW_MS": "10000",
+    "FRESHRANK_JOB__PURCHASE_WINDOW_MS": "60000",
+    "FRESHRANK_JOB__CHECKPOINT_INTERVAL_MS": "2000",
+    "FRESHRANK_JOB__PUBLISH_INTERVAL_MS": "3000",
+    "FRESHRANK_JOB__GATE_MIN_EXAMPLES": "200",
+}
+
+
+def produce_with_truth(bootstrap: str, topic: str, n: int, seed: int) -> Counter:
+    gen = EventGenerator(GeneratorConfig(seed=seed, malformed_share=0.04, duplicate_share=0.04))
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+    timestamps = KafkaTimestamps()
+    truth: Counter = Counter()
+    failures = []
+    for key, value, fact in gen.events_with_truth(n):
+        truth[fact["kind"]] += 1
+        if fact["kind"] == "malformed":
+            truth["reason:" + MALFORMED_DEFECTS[fact["defect"]]] += 1
+        ts = timestamps.for_record(value)
+        producer.produce(topic, value, key=key, on_delivery=lambda err, _m: err and failures.append(err),
+                         **({"timestamp": ts} if ts else {}))
+        producer.poll(0)
+    producer.flush(30)
+    assert not failures, failures[:3]
+    return truth
+
+
+def count_records(bootstrap: str, topic: str) -> int:
+    return sum(1 for _ in read_topic(bootstrap, topic, timeout_s=8))
+
+
+def wait_for(check, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(3)
+    pytest.fail(f"timed out waiting for {what}; last observation: {last}")
+
+
+def test_records_accounted_for_and_version_published(stack, flink, monkeypatch):
+    for key, value in FAST_JOB.items():
+        monkeypatch.setenv(key, value)
+    cfg = stack
+    bootstrap, topics = cfg.kafka.bootstrap, cfg.kafka.topics
+    n = 8_000
+    truth = produce_with_truth(bootstrap, topics.events, n, seed=11)
+    assert truth["malformed"] > 100 and truth["duplicate"] > 100
+
+    job_id = flink.submit([])
+
+    def counters():
+        metrics = flink.job_metrics(job_id, ["events_in", "events_valid", "events_dead_lettered"])
+        return metrics if metrics.get("events_in") == n else None
+
+    metrics = wait_for(counters, 240, f"the job to read all {n} records")
+    assert metrics["events_dead_lettered"] == truth["malformed"]
+    assert metrics["events_valid"] == truth["valid"] + truth["duplicate"]
+
+    # Dead letters: committed once each, with the reason that was injected.
+    dead = [json.loads(v) for _, v in read_topic(bootstrap, topics.dlq, timeout_s=30,
+                                                   until=lambda c: c >= truth["malformed"])]
+    assert len(dead) == truth["malformed"]
+    assert Counter("reason:" + d["reason"] for d in dead) == \
+        Counter({k: v for k, v in truth.items() if k.startswith("reason:")})
+    assert all(d["source_topic"] == topics.events and d["source_offset"] >= 0 for d in dead)
+
+    # Deduplication: one user-feature record per unique event, so duplicates are exactly the rest.
+    unique = wait_for(lambda: (c := count_records(bootstrap, topics.features_user)) >= truth["valid"] and c,
+                      120, "one feature record per unique event")
+    assert unique == truth["valid"]
+    assert metrics["events_in"] == unique + truth["duplicate"] + metrics["events_dead_lettered"]
+
+    # A version: its ONNX file matches the sha256 in its record, and its deltas all arrived.
+    version = wait_for(lambda: next(iter(
+        json.loads(v) for _, v in read_topic(bootstrap, topics.model_versions, timeout_s=5, until=lambda c: c >= 1)),
+        None), 180, "a published model version")
+    onnx_file = Path(urlparse(version["onnx_uri"]).path)
+    assert hashlib.sha256(onnx_file.read_bytes()).hexdigest() == version["sha256"]
+    deltas = [json.loads(v) for _, v in read_topic(bootstrap, topics.model_deltas, timeout_s=10)
+              if v is not None]
+    assert sum(1 for d in deltas if d["version"] == version["version"]) == version["delta_rows"] > 0
