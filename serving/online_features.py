@@ -1,0 +1,146 @@
+"""Latest online features per user and per item, from the job's compacted feature topics.
+
+Each record holds window counts as of its `ts` (the job emits one on every event of the user or
+item, its own event included). Serving ranks later, at `now`: a window of length w that ended
+before now no longer holds any of the counted events, because the record is the newest one and
+no event came after it. Such windows are read as empty, as the job itself would compute them at
+`now`; windows still open keep the record's counts (they may include a few events that aged out
+since, which only the next event's record would correct).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from udfs.features import smoothed_ctr
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+# Window length of every online feature (flink_jobs/sql/03_features.sql).
+USER_WINDOWS_MS: dict[str, int] = {
+    "u_click_5m": 5 * MINUTE_MS, "u_click_1h": HOUR_MS, "u_click_24h": DAY_MS,
+    "u_cart_1h": HOUR_MS, "u_purchase_24h": DAY_MS,
+}
+ITEM_COUNT_WINDOWS_MS: dict[str, int] = {"i_impr_1h": HOUR_MS, "i_click_1h": HOUR_MS}
+ITEM_CTR_FIELD = "i_ctr_1h"
+# An item with no impression in the last hour reads as the prior's CTR, as in the job's SQL.
+USER_FIELDS = tuple(USER_WINDOWS_MS)
+ITEM_FIELDS = tuple(ITEM_COUNT_WINDOWS_MS) + (ITEM_CTR_FIELD,)
+ONLINE_FIELDS = frozenset(USER_FIELDS + ITEM_FIELDS)
+
+
+class LatestPerKey:
+    """A bounded map key -> newest record (by `ts`), evicting the least recently used key."""
+
+    def __init__(self, max_keys: int) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be >= 1, got {max_keys}")
+        self.max_keys = max_keys
+        self._records: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self._lock = threading.Lock()  # OrderedDict reordering is not safe across threads
+        self.evicted = 0
+
+    def put(self, key: str, record: dict[str, float]) -> None:
+        with self._lock:
+            current = self._records.get(key)
+            # Compaction and replays can deliver an older record after a newer one.
+            if current is not None and current["ts"] > record["ts"]:
+                return
+            self._records[key] = record
+            self._records.move_to_end(key)
+            while len(self._records) > self.max_keys:
+                self._records.popitem(last=False)
+                self.evicted += 1
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            self._records.pop(key, None)
+
+    def get(self, key: str) -> dict[str, float] | None:
+        with self._lock:
+            record = self._records.get(key)
+            if record is not None:
+                self._records.move_to_end(key)
+            return record
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+@dataclass(frozen=True)
+class FeatureCounts:
+    users: int
+    items: int
+    users_evicted: int
+    items_evicted: int
+
+
+class OnlineFeatures:
+    """User and item features as of a request's time, from the latest record per key."""
+
+    def __init__(self, max_users: int = 1_000_000, max_items: int = 1_000_000) -> None:
+        self.users = LatestPerKey(max_users)
+        self.items = LatestPerKey(max_items)
+        self.malformed = 0
+
+    # ------------------------------------------------------------------ consuming
+    def apply_user(self, user_id: str, value: Mapping[str, Any] | None) -> None:
+        """One record of the user features topic (None: a tombstone)."""
+        self._apply(self.users, user_id, value, USER_FIELDS)
+
+    def apply_item(self, item_id: str, value: Mapping[str, Any] | None) -> None:
+        """One record of the item features topic (None: a tombstone)."""
+        self._apply(self.items, item_id, value, ITEM_FIELDS)
+
+    def _apply(self, store: LatestPerKey, key: str, value: Mapping[str, Any] | None,
+               fields: tuple[str, ...]) -> None:
+        if value is None:
+            store.remove(key)
+            return
+        record = _parse(value, fields)
+        if record is None:
+            self.malformed += 1
+            return
+        store.put(key, record)
+
+    # ------------------------------------------------------------------ reading
+    def user_features(self, user_id: str, now_ms: int) -> dict[str, float]:
+        record = self.users.get(user_id)
+        if record is None:
+            return dict.fromkeys(USER_FIELDS, 0.0)
+        age = now_ms - record["ts"]
+        return {f: (0.0 if age >= window else record[f]) for f, window in USER_WINDOWS_MS.items()}
+
+    def item_features(self, item_id: str, now_ms: int) -> dict[str, float]:
+        record = self.items.get(item_id)
+        if record is None or now_ms - record["ts"] >= HOUR_MS:
+            return {**dict.fromkeys(ITEM_COUNT_WINDOWS_MS, 0.0),
+                    ITEM_CTR_FIELD: smoothed_ctr(0.0, 0.0)}
+        return {f: record[f] for f in ITEM_FIELDS}
+
+    def counts(self) -> FeatureCounts:
+        return FeatureCounts(len(self.users), len(self.items), self.users.evicted, self.items.evicted)
+
+
+def _parse(value: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, float] | None:
+    """The record's `ts` and fields as floats (a missing or null field counts as 0.0)."""
+    ts = value.get("ts")
+    if type(ts) is float and math.isfinite(ts) and ts.is_integer():
+        ts = int(ts)
+    if type(ts) is not int:
+        return None
+    record: dict[str, float] = {"ts": ts}
+    for name in fields:
+        number = value.get(name)
+        if number is None:
+            number = 0.0
+        if type(number) not in (int, float) or not math.isfinite(number):
+            return None
+        record[name] = float(number)
+    return record

@@ -1,0 +1,67 @@
+import pytest
+
+from serving.online_features import HOUR_MS, MINUTE_MS, LatestPerKey, OnlineFeatures
+
+T = 1_700_000_000_000
+
+
+def user(ts, **counts):
+    return {"user_id": "u", "ts": ts, "u_click_5m": 1.0, "u_click_1h": 2.0, "u_click_24h": 3.0,
+            "u_cart_1h": 4.0, "u_purchase_24h": 5.0, **counts}
+
+
+def test_windows_that_ended_before_now_are_empty():
+    features = OnlineFeatures()
+    features.apply_user("u", user(T))
+    assert features.user_features("u", T + MINUTE_MS) == {
+        "u_click_5m": 1.0, "u_click_1h": 2.0, "u_click_24h": 3.0, "u_cart_1h": 4.0, "u_purchase_24h": 5.0}
+    assert features.user_features("u", T + 5 * MINUTE_MS) == {
+        "u_click_5m": 0.0, "u_click_1h": 2.0, "u_click_24h": 3.0, "u_cart_1h": 4.0, "u_purchase_24h": 5.0}
+    assert features.user_features("u", T + 2 * HOUR_MS)["u_click_24h"] == 3.0
+    assert set(features.user_features("u", T + 25 * HOUR_MS).values()) == {0.0}
+
+
+def test_unknown_and_stale_items_have_no_impressions_and_the_prior_ctr():
+    features = OnlineFeatures()
+    features.apply_item("i", {"item_id": "i", "ts": T, "i_impr_1h": 10.0, "i_click_1h": 3.0,
+                              "i_ctr_1h": 4.0 / 30.0})
+    assert features.item_features("i", T + 10) == {"i_impr_1h": 10.0, "i_click_1h": 3.0,
+                                                   "i_ctr_1h": 4.0 / 30.0}
+    prior = {"i_impr_1h": 0.0, "i_click_1h": 0.0, "i_ctr_1h": 1.0 / 20.0}
+    assert features.item_features("i", T + HOUR_MS) == prior
+    assert features.item_features("never-seen", T) == prior
+
+
+def test_a_user_without_record_has_zero_counts():
+    assert set(OnlineFeatures().user_features("nobody", T).values()) == {0.0}
+
+
+def test_an_older_record_never_replaces_a_newer_one_and_tombstones_remove():
+    features = OnlineFeatures()
+    features.apply_user("u", user(T + 10, u_click_5m=9.0))
+    features.apply_user("u", user(T, u_click_5m=1.0))
+    assert features.user_features("u", T + 20)["u_click_5m"] == 9.0
+    features.apply_user("u", None)
+    assert features.user_features("u", T + 20)["u_click_5m"] == 0.0
+
+
+def test_malformed_records_are_counted_not_stored():
+    features = OnlineFeatures()
+    features.apply_user("u", {"ts": "now", "u_click_5m": 1.0})
+    features.apply_user("v", user(T, u_click_1h="many"))
+    features.apply_item("i", {"ts": T, "i_impr_1h": float("inf")})
+    features.apply_user("w", {"ts": float(T), "u_click_1h": None})  # null counts as 0.0
+    assert features.malformed == 3
+    assert features.counts().users == 1 and features.user_features("w", T)["u_click_1h"] == 0.0
+
+
+def test_the_cache_keeps_the_most_recently_used_keys():
+    cache = LatestPerKey(max_keys=2)
+    cache.put("a", {"ts": 1})
+    cache.put("b", {"ts": 1})
+    assert cache.get("a") == {"ts": 1}  # a is now more recent than b
+    cache.put("c", {"ts": 1})
+    assert cache.get("b") is None and cache.get("a") is not None and cache.get("c") is not None
+    assert len(cache) == 2 and cache.evicted == 1
+    with pytest.raises(ValueError):
+        LatestPerKey(max_keys=0)
