@@ -19,9 +19,9 @@ from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 
-from flink_jobs.sql_files import statements
+from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, TrainingOperator, key_of_delta
-from flink_jobs.validation_udf import validate_event_udf
+from flink_jobs.validation_udf import count_duplicate_udf, validate_event_udf
 from freshrank.config import FreshrankConfig, load_config
 
 log = logging.getLogger("freshrank.job")
@@ -44,7 +44,9 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None) -> Conf
     # A cancelled or crashed job can be resubmitted from its last checkpoint (`-s`).
     conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     conf.set_string("table.local-time-zone", "UTC")
-    conf.set_string("table.exec.state.ttl", f"{job.dedup_ttl_ms} ms")
+    # One TTL covers every non-windowed SQL state: the dedup ids, but also idle keys of the OVER
+    # windows, which must outlive the longest feature window or a quiet user's 24 h count breaks.
+    conf.set_string("table.exec.state.ttl", f"{max(job.dedup_ttl_ms, LONGEST_FEATURE_WINDOW_MS)} ms")
     return conf
 
 
@@ -73,26 +75,35 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
     checked = raw.map(validate_event_udf(cfg.validation)(
         col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
     # Back through a DataStream so the Python map runs once for both branches, adding a
-    # processing-time attribute for deduplication.
+    # processing-time attribute for deduplication. Declaring SOURCE_WATERMARK() is what carries
+    # the Kafka source's watermarks across the conversion (without it they are dropped).
     checked = t_env.from_data_stream(
         t_env.to_data_stream(checked),
-        Schema.new_builder().column_by_expression("pt", "PROCTIME()").build())
+        Schema.new_builder()
+        .column_by_expression("pt", "PROCTIME()")
+        .column_by_expression("arrival_time", "TO_TIMESTAMP_LTZ(COALESCE(event_time, 0), 3)")
+        .watermark("arrival_time", "SOURCE_WATERMARK()")
+        .build())
     t_env.create_temporary_view("checked", checked)
 
-    # 2. Deduplicate by event_id (JVM state with TTL), then switch to event time.
-    unique = t_env.sql_query(
-        "SELECT ok, dlq, event_id, type, ts, user_id, session_id, request_id, query, items, item_id, "
-        "price, quantity, category, brand, device, platform FROM ("
-        "  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY pt ASC) AS rn FROM checked WHERE ok"
-        ") WHERE rn = 1")
-    delay_s = cfg.job.watermark_delay_ms / 1000.0
-    events = t_env.from_data_stream(
-        t_env.to_data_stream(unique),
+    # 2. Deduplicate by event_id: a processing-time OVER count numbers the copies of each id (JVM
+    # state with TTL, append-only), copy 1 goes on, later copies are only counted.
+    numbered = t_env.sql_query(
+        "SELECT event_id, type, ts, event_time, user_id, session_id, request_id, query, items, item_id, "
+        "price, quantity, category, brand, device, platform, "
+        "COUNT(*) OVER (PARTITION BY event_id ORDER BY pt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS copy "
+        "FROM checked WHERE ok")
+    # Event time keeps the source's per-partition, idle-aware watermark (Kafka timestamps). The
+    # validator moved any event behind it up to it (event_time), so no event is ever late here.
+    numbered = t_env.from_data_stream(
+        t_env.to_data_stream(numbered),
         Schema.new_builder()
-        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(ts, 3)")
-        .watermark("rowtime", f"rowtime - INTERVAL '{delay_s:.3f}' SECOND")
+        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_time, 3)")
+        .watermark("rowtime", "SOURCE_WATERMARK()")
         .build())
-    t_env.create_temporary_view("events", events)
+    t_env.create_temporary_view("numbered_events", numbered)
+    t_env.create_temporary_view("events", t_env.sql_query("SELECT * FROM numbered_events WHERE copy = 1"))
+    t_env.create_temporary_function("count_duplicate", count_duplicate_udf())
 
     # 3. Features and the label join (SQL in flink_jobs/sql/).
     for name in ("03_features.sql", "04_labels.sql", "05_batches.sql"):
@@ -101,14 +112,11 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
 
     sinks = t_env.create_statement_set()
     sinks.add_insert_sql("INSERT INTO dlq_sink SELECT dlq FROM checked WHERE NOT ok")
-    sinks.add_insert_sql(
-        "INSERT INTO user_features_sink SELECT user_id, ts, "
-        "u_click_5m + is_click, u_click_1h + is_click, u_click_24h + is_click, u_cart_1h + is_cart, "
-        "u_purchase_24h + is_purchase FROM user_features")
-    sinks.add_insert_sql(
-        "INSERT INTO item_features_sink SELECT item_id, ts, i_impr_1h + is_impr, "
-        "i_click_1h + is_item_click, (i_click_1h + is_item_click + 1.0) / (i_impr_1h + is_impr + 20.0) "
-        "FROM item_features")
+    sinks.add_insert_sql("INSERT INTO duplicates_sink SELECT count_duplicate(event_id) FROM numbered_events WHERE copy > 1")
+    for stmt in statements("06_online_features.sql", cfg):
+        sinks.add_insert_sql(stmt)
+
+    sinks.add_insert_sql("INSERT INTO training_examples_sink SELECT model, example FROM example_json")
 
     # 4. Training: one record per micro-batch, keyed by model.
     batches = t_env.to_data_stream(t_env.from_path("micro_batches"))

@@ -4,8 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from freshrank.config import FreshrankConfig
+from udfs.features import CTR_PRIOR_CLICKS, CTR_PRIOR_STRENGTH
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+FEATURE_WINDOWS_MS = {"w5m": 5 * 60_000, "w1h": 3_600_000, "w24h": 86_400_000}
+LONGEST_FEATURE_WINDOW_MS = max(FEATURE_WINDOWS_MS.values())
 
 
 def interval(ms: int) -> str:
@@ -30,13 +33,12 @@ def sql_values(cfg: FreshrankConfig) -> dict[str, str]:
         "topic_features_item": topics.features_item,
         "topic_model_versions": topics.model_versions,
         "topic_model_deltas": topics.model_deltas,
+        "topic_training_examples": topics.training_examples,
         "watermark_delay": interval(job.watermark_delay_ms),
         "idle_timeout_ms": str(job.idle_partition_timeout_ms),
-        "w5m": interval(5 * 60_000),
-        "w1h": interval(3_600_000),
-        "w24h": interval(86_400_000),
-        "ctr_prior_clicks": "1.0",
-        "ctr_prior_impressions": "20.0",
+        **{name: interval(ms) for name, ms in FEATURE_WINDOWS_MS.items()},
+        "ctr_prior_clicks": repr(CTR_PRIOR_CLICKS),
+        "ctr_prior_impressions": repr(CTR_PRIOR_STRENGTH),
         "click_window": interval(job.click_window_ms),
         "purchase_window": interval(job.purchase_window_ms),
         "batch_interval": interval(job.batch_interval_ms),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 from pyflink.common import Row, Types
@@ -54,6 +53,7 @@ class TrainingOperator(KeyedProcessFunction):
         self.published_state = runtime_context.get_map_state(
             MapStateDescriptor("published-rows", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         self.session = TrainingSession(self.cfg)
+        self._timer_at = 0  # processing time of the pending publication timer (0: none)
         self._register_metrics(runtime_context.get_metrics_group().add_group("freshrank"))
 
     def _register_metrics(self, group) -> None:
@@ -76,25 +76,43 @@ class TrainingOperator(KeyedProcessFunction):
         group.gauge("step_ms", lambda: int(s.last_step_ms))
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        batch_json = value[3]
-        s = self.session
-        if not s.ready:
-            s.load(self._read_state())
-        examples = json.loads(batch_json)
+        s = self._ready_session()
+        examples = json.loads(value[3])
         # Publish before learning this batch, so that the version shipped is the one judged.
-        publication = s.maybe_publish(now_ms=int(time.time() * 1000))
-        if publication is not None:
-            if publication.accepted:
-                self.versions_counter.inc()
-                for delta in publication.deltas:
-                    yield DELTAS_TAG, delta
-                yield publication.version_record
-            else:
-                self.rejected_counter.inc()
+        yield from self._publish_if_due(ctx)
         result = s.train(examples)
         self.examples_counter.inc(result.examples)
         self.batches_counter.inc(result.batches)
         self.skipped_counter.inc(result.skipped)
+        self._write_state(s.state_changes())
+        # When no batch follows (quiet traffic), the timer still publishes what was learned.
+        now = ctx.timer_service().current_processing_time()
+        if self._timer_at <= now:
+            self._timer_at = now + self.cfg.job.publish_interval_ms
+            ctx.timer_service().register_processing_time_timer(self._timer_at)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        self._ready_session()
+        self._timer_at = 0
+        yield from self._publish_if_due(ctx)
+
+    def _ready_session(self):
+        if not self.session.ready:
+            self.session.load(self._read_state())
+        return self.session
+
+    def _publish_if_due(self, ctx):
+        s = self.session
+        publication = s.maybe_publish(now_ms=ctx.timer_service().current_processing_time())
+        if publication is None:
+            return
+        if publication.accepted:
+            self.versions_counter.inc()
+            for delta in publication.deltas:
+                yield DELTAS_TAG, delta
+            yield publication.version_record
+        else:
+            self.rejected_counter.inc()
         self._write_state(s.state_changes())
 
     # -------------------------------------------------------------------------- state

@@ -33,6 +33,8 @@ CHECKED_TYPE = DataTypes.ROW([
     DataTypes.FIELD("event_id", DataTypes.STRING()),
     DataTypes.FIELD("type", DataTypes.STRING()),
     DataTypes.FIELD("ts", DataTypes.BIGINT()),
+    # ts, or the watermark the event arrived behind: what the event-time pipeline uses.
+    DataTypes.FIELD("event_time", DataTypes.BIGINT()),
     DataTypes.FIELD("user_id", DataTypes.STRING()),
     DataTypes.FIELD("session_id", DataTypes.STRING()),
     DataTypes.FIELD("request_id", DataTypes.STRING()),
@@ -46,9 +48,10 @@ CHECKED_TYPE = DataTypes.ROW([
     DataTypes.FIELD("device", DataTypes.STRING()),
     DataTypes.FIELD("platform", DataTypes.STRING()),
 ])
-_EVENT_COLUMNS = ("event_id", "type", "ts", "user_id", "session_id", "request_id", "query")
+_HEAD_COLUMNS = ("event_id", "type", "ts")
+_EVENT_COLUMNS = ("user_id", "session_id", "request_id", "query")
 _TAIL_COLUMNS = ("item_id", "price", "quantity", "category", "brand", "device", "platform")
-_NO_EVENT = (None,) * (len(_EVENT_COLUMNS) + 1 + len(_TAIL_COLUMNS))
+_NO_EVENT = (None,) * (len(_HEAD_COLUMNS) + 1 + len(_EVENT_COLUMNS) + 1 + len(_TAIL_COLUMNS))
 
 
 def _float(value):
@@ -96,10 +99,29 @@ class ValidateEvent(ScalarFunction):
         if items is not None:
             items = [Row(i["item_id"], i["position"], _float(i.get("price")), i.get("category"), i.get("brand"))
                      for i in items]
-        return Row(True, None, *(event.get(c) for c in _EVENT_COLUMNS), items,
+        # An event behind the watermark but within the allowed lateness enters event time at the
+        # watermark: windows downstream would otherwise drop it silently as late.
+        event_time = event["ts"] if watermark_ms is None else max(event["ts"], watermark_ms)
+        return Row(True, None, *(event.get(c) for c in _HEAD_COLUMNS), event_time,
+                   *(event.get(c) for c in _EVENT_COLUMNS), items,
                    event.get("item_id"), _float(event.get("price")), _float(event.get("quantity")),
                    *(event.get(c) for c in _TAIL_COLUMNS[3:]))
 
 
 def validate_event_udf(config: ValidationConfig):
     return udf(ValidateEvent(config), result_type=CHECKED_TYPE)
+
+
+class CountDuplicate(ScalarFunction):
+    """Counts the copies deduplication removed (only they reach this function)."""
+
+    def open(self, function_context):
+        self.events_duplicate = function_context.get_metric_group().add_group("freshrank").counter("events_duplicate")
+
+    def eval(self, event_id):
+        self.events_duplicate.inc()
+        return event_id
+
+
+def count_duplicate_udf():
+    return udf(CountDuplicate(), result_type=DataTypes.STRING())

@@ -37,6 +37,7 @@ class TopicsConfig:
     features_item: str = "freshrank.features.item"  # compacted, key = item_id
     model_versions: str = "freshrank.model.versions"  # one record per accepted version
     model_deltas: str = "freshrank.model.deltas"  # compacted, key = model/table/row
+    training_examples: str = "freshrank.training.examples"  # labelled examples, key = model
     partitions: int = 2  # partitions of the events topic (the job reads them in parallel)
 
     def __post_init__(self) -> None:
@@ -47,7 +48,7 @@ class TopicsConfig:
 
     def all(self) -> list[str]:
         return [self.events, self.dlq, self.features_user, self.features_item,
-                self.model_versions, self.model_deltas]
+                self.training_examples, self.model_versions, self.model_deltas]
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class JobConfig:
     checkpoint_dir: str = ""  # '' -> <stack state dir>/checkpoints
     watermark_delay_ms: int = 5_000  # bounded out-of-orderness of event time
     idle_partition_timeout_ms: int = 10_000  # an idle partition stops holding the watermark back
-    dedup_ttl_ms: int = 3_600_000  # how long an event_id is remembered for deduplication
+    dedup_ttl_ms: int = 3_600_000  # an event_id is remembered at least this long (SQL state TTL = max(this, 24 h))
     click_window_ms: int = 1_800_000  # click attribution window (30 min)
     purchase_window_ms: int = 86_400_000  # purchase attribution window (24 h)
     batch_interval_ms: int = 1_000  # micro-batch time trigger
@@ -141,9 +142,15 @@ class ServingConfig:
     port: int = 8000
     group_id: str = "freshrank-serving"
     poll_timeout_s: float = 0.5  # Kafka poll; bounds how fast a new version is seen
+    feature_cache_keys: int = 1_000_000  # users and items whose latest online features are kept (LRU)
+    purchase_weight: float = 0.0  # rank score = p_click + purchase_weight * p_purchase
+    restore_settle_s: float = 5.0  # after a restart, wait this long for a version's rows before serving it
 
     def __post_init__(self) -> None:
         _require(0 < self.port < 65536, "serving.port", f"not a TCP port: {self.port}")
+        _require(self.feature_cache_keys >= 1, "serving.feature_cache_keys", "must be >= 1")
+        _require(self.purchase_weight >= 0, "serving.purchase_weight", "must be >= 0")
+        _require(self.restore_settle_s >= 0, "serving.restore_settle_s", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,18 @@ def _coerce(value: str, hint: typing.Any, where: str) -> typing.Any:
         (inner, *_) = typing.get_args(hint) or (str,)
         return tuple(_coerce(v, inner, where) for v in value.split(",") if v.strip())
     raise ConfigError(f"{where}: cannot be set from a string")
+
+
+def _env_keys(cls: type, prefix: str) -> set[str]:
+    keys = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        where = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys |= _env_keys(hints[f.name], where)
+        else:
+            keys.add("FRESHRANK_" + where.upper().replace(".", "__"))
+    return keys
 
 
 def _build(cls: type, values: dict, env: dict[str, str], prefix: str) -> typing.Any:
@@ -221,4 +240,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
             raise ConfigError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(k for k in env if k.startswith("FRESHRANK_") and k != "FRESHRANK_CONFIG"
+                     and k not in _env_keys(FreshrankConfig, ""))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in the environment: {', '.join(unknown)}")
     return _build(FreshrankConfig, values, env, "")

@@ -436,6 +436,7 @@ restart-strategy:
 
     def job_metrics(self, job_id: str, names: list[str]) -> dict[str, float]:
         """Custom metrics by short name (e.g. 'events_in'), summed over vertices and subtasks."""
+        import urllib.parse
         totals: dict[str, float] = {}
         for vertex in self.rest(f"/jobs/{job_id}").get("vertices", []):
             base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
@@ -443,7 +444,8 @@ restart-strategy:
             wanted = {m: short for m in available for short in names if m.endswith("freshrank." + short)}
             if not wanted:
                 continue
-            for metric in self.rest(base + "?get=" + ",".join(sorted(wanted))):
+            query = urllib.parse.quote(",".join(sorted(wanted)), safe=",")
+            for metric in self.rest(base + "?get=" + query):
                 short = wanted[metric["id"]]
                 totals[short] = totals.get(short, 0.0) + float(metric.get("sum", 0.0))
         return totals

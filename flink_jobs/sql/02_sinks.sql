@@ -12,6 +12,11 @@ CREATE TABLE dlq_sink (
   'format' = 'raw'
 );
 
+-- Removed duplicates are only counted (metric events_duplicate); nothing is kept.
+CREATE TABLE duplicates_sink (
+  event_id STRING
+) WITH ('connector' = 'blackhole');
+
 CREATE TABLE user_features_sink (
   user_id STRING,
   ts BIGINT,
@@ -72,6 +77,25 @@ CREATE TABLE model_deltas_sink (
   'sink.transactional-id-prefix' = '{txn_prefix}-deltas',
   'key.format' = 'raw',
   'key.fields' = 'k',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+-- Labelled training examples (docs/contracts.md), one JSON object per record, key = model. The
+-- trainer reads them back (05_batches.sql): the join and the trainer stay decoupled, examples can
+-- be replayed, and "trained exactly once" is checkable by Kafka offset.
+CREATE TABLE training_examples_sink (
+  model STRING,
+  example STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_training_examples}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{txn_prefix}-examples',
+  'key.format' = 'raw',
+  'key.fields' = 'model',
   'value.format' = 'raw',
   'value.fields-include' = 'EXCEPT_KEY'
 );

@@ -1,7 +1,4 @@
--- Training examples as JSON (the contract in docs/contracts.md), then one record per micro-batch
--- and model: a processing-time tumbling window, so a batch leaves at most one interval after its
--- examples were joined. The window's content is in Flink state until it fires, so nothing held
--- here is lost on a crash.
+-- Training examples as JSON objects (the contract in docs/contracts.md).
 CREATE TEMPORARY VIEW example_json AS
 SELECT '{model_name}' AS model,
   JSON_OBJECT(
@@ -15,11 +12,33 @@ SELECT '{model_name}' AS model,
     'u_cart_1h' VALUE u_cart_1h, 'u_purchase_24h' VALUE u_purchase_24h,
     'i_impr_1h' VALUE i_impr_1h, 'i_click_1h' VALUE i_click_1h, 'i_ctr_1h' VALUE i_ctr_1h,
     'click' VALUE click, 'purchase' VALUE purchase
-    NULL ON NULL) AS example,
-  PROCTIME() AS pt
+    NULL ON NULL) AS example
 FROM training_examples;
 
+-- The trainer's input: committed examples read back, one record per micro-batch and model from
+-- a processing-time tumbling window. Their offsets and the open window are in the checkpoint.
+CREATE TABLE training_examples_source (
+  model STRING,
+  example STRING,
+  `partition` INT METADATA VIRTUAL,
+  `offset` BIGINT METADATA VIRTUAL,
+  pt AS PROCTIME()
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_training_examples}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.group.id' = '{group_id}-trainer',
+  'properties.isolation.level' = 'read_committed',
+  'scan.startup.mode' = 'group-offsets',
+  'properties.auto.offset.reset' = 'earliest',
+  'key.format' = 'raw',
+  'key.fields' = 'model',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
 CREATE TEMPORARY VIEW micro_batches AS
-SELECT model, window_end, COUNT(*) AS n, '[' || LISTAGG(example, ',') || ']' AS batch
-FROM TABLE(TUMBLE(TABLE example_json, DESCRIPTOR(pt), INTERVAL '{batch_interval}' DAY TO SECOND(3)))
+SELECT model, window_end, COUNT(*) AS n, '[' || LISTAGG(example, ',') || ']' AS batch,
+  MIN(`offset`) AS first_offset, MAX(`offset`) AS last_offset
+FROM TABLE(TUMBLE(TABLE training_examples_source, DESCRIPTOR(pt), INTERVAL '{batch_interval}' DAY TO SECOND(3)))
 GROUP BY model, window_start, window_end;

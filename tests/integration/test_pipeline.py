@@ -33,6 +33,8 @@ FAST_JOB = {
 
 
 def produce_with_truth(bootstrap: str, topic: str, n: int, seed: int) -> Counter:
+    """n generated records, then one event two hours later that moves the watermark past them all
+    (so every window closes); returns what was injected."""
     gen = EventGenerator(GeneratorConfig(seed=seed, malformed_share=0.04, duplicate_share=0.04))
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
     timestamps = KafkaTimestamps()
@@ -46,6 +48,9 @@ def produce_with_truth(bootstrap: str, topic: str, n: int, seed: int) -> Counter
         producer.produce(topic, value, key=key, on_delivery=lambda err, _m: err and failures.append(err),
                          **({"timestamp": ts} if ts else {}))
         producer.poll(0)
+    closing = {"event_id": "closing-event", "type": "search", "ts": timestamps.last + 7_200_000,
+               "user_id": "u-closing", "request_id": "r-closing", "query": "closing"}
+    producer.produce(topic, json.dumps(closing).encode(), key=b"u-closing", timestamp=closing["ts"])
     producer.flush(30)
     assert not failures, failures[:3]
     return truth
@@ -78,12 +83,14 @@ def test_records_accounted_for_and_version_published(stack, flink, monkeypatch):
     job_id = flink.submit([])
 
     def counters():
-        metrics = flink.job_metrics(job_id, ["events_in", "events_valid", "events_dead_lettered"])
-        return metrics if metrics.get("events_in") == n else None
+        metrics = flink.job_metrics(job_id, ["events_in", "events_valid", "events_dead_lettered",
+                                             "events_duplicate"])
+        return metrics if metrics.get("events_in") == n + 1 and \
+            metrics.get("events_duplicate") == truth["duplicate"] else None
 
-    metrics = wait_for(counters, 240, f"the job to read all {n} records")
+    metrics = wait_for(counters, 300, f"the job to read all {n + 1} records")
     assert metrics["events_dead_lettered"] == truth["malformed"]
-    assert metrics["events_valid"] == truth["valid"] + truth["duplicate"]
+    assert metrics["events_valid"] == truth["valid"] + truth["duplicate"] + 1  # + the closing event
 
     # Dead letters: committed once each, with the reason that was injected.
     dead = [json.loads(v) for _, v in read_topic(bootstrap, topics.dlq, timeout_s=30,
@@ -93,11 +100,12 @@ def test_records_accounted_for_and_version_published(stack, flink, monkeypatch):
         Counter({k: v for k, v in truth.items() if k.startswith("reason:")})
     assert all(d["source_topic"] == topics.events and d["source_offset"] >= 0 for d in dead)
 
-    # Deduplication: one user-feature record per unique event, so duplicates are exactly the rest.
+    # Deduplication: one user-feature record per unique event (the closing event's own row stays
+    # open: nothing moves the watermark past it), so duplicates are exactly the rest.
     unique = wait_for(lambda: (c := count_records(bootstrap, topics.features_user)) >= truth["valid"] and c,
-                      120, "one feature record per unique event")
+                      180, "one feature record per unique event")
     assert unique == truth["valid"]
-    assert metrics["events_in"] == unique + truth["duplicate"] + metrics["events_dead_lettered"]
+    assert metrics["events_in"] - 1 == unique + metrics["events_duplicate"] + metrics["events_dead_lettered"]
 
     # A version: its ONNX file matches the sha256 in its record, and its deltas all arrived.
     version = wait_for(lambda: next(iter(

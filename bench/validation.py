@@ -1,0 +1,122 @@
+"""Events/s of the validation stage inside Flink (Kafka -> validation UDF -> sinks), one core.
+
+N generated records (1% malformed) are written to a fresh topic; a bounded Kafka source reads
+them, the validation UDF classifies each one (exactly as in the job) and the clean and
+dead-letter branches go to blackhole sinks. The figure is N over the job's net runtime (task
+deployment included, client start-up excluded). The same records through `udfs.validation.validate`
+in a plain Python loop are the peer: the ratio shows what the Flink hop costs.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+
+from bench.report import parse_args, write_report
+from freshrank.config import load_config
+from freshrank.datagen import EventGenerator, GeneratorConfig
+from freshrank.stack import KafkaBroker, Stack, ensure_artifacts
+
+
+def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
+                         "compression.type": "lz4"})
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+
+
+def _flink_run(cfg, topic: str, connector_jar: str, mode: str) -> float:
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import Schema, StreamTableEnvironment
+    from pyflink.table.expressions import col
+
+    from flink_jobs.validation_udf import validate_event_udf
+
+    conf = Configuration()
+    conf.set_string("pipeline.jars", f"file://{connector_jar}")
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.execution-mode", mode)
+    conf.set_string("rest.port", "0")
+    conf.set_string("table.local-time-zone", "UTC")
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(1)
+    t_env = StreamTableEnvironment.create(env)
+    t_env.execute_sql(f"""CREATE TABLE raw_events (
+        `value` BYTES, `topic` STRING METADATA VIRTUAL, `partition` INT METADATA VIRTUAL,
+        `offset` BIGINT METADATA VIRTUAL, kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+        WATERMARK FOR kafka_ts AS kafka_ts - INTERVAL '5' SECOND
+      ) WITH ('connector' = 'kafka', 'topic' = '{topic}',
+        'properties.bootstrap.servers' = '{cfg.kafka.bootstrap}', 'properties.group.id' = 'bench-{topic}',
+        'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'raw')""")
+    t_env.execute_sql("CREATE TABLE clean_sink (event_id STRING, type STRING) WITH ('connector' = 'blackhole')")
+    t_env.execute_sql("CREATE TABLE dlq_sink (dlq STRING) WITH ('connector' = 'blackhole')")
+    raw = t_env.sql_query("SELECT `value`, `topic`, `partition`, `offset`, "
+                          "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events")
+    checked = raw.map(validate_event_udf(cfg.validation)(
+        col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
+    checked = t_env.from_data_stream(t_env.to_data_stream(checked), Schema.new_builder().build())
+    t_env.create_temporary_view("checked", checked)
+    sinks = t_env.create_statement_set()
+    sinks.add_insert_sql("INSERT INTO clean_sink SELECT event_id, type FROM checked WHERE ok")
+    sinks.add_insert_sql("INSERT INTO dlq_sink SELECT dlq FROM checked WHERE NOT ok")
+    sinks.attach_as_datastream()
+    result = env.execute(f"bench validation {mode}")
+    return result.get_net_runtime() / 1000.0
+
+
+def _plain_python(records: list[tuple[bytes, bytes]]) -> float:
+    from udfs.validation import validate
+    started = time.perf_counter()
+    now = int(time.time() * 1000)
+    for _, value in records:
+        validate(value, now_ms=now, watermark_ms=None)
+    return len(records) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    args = parse_args("validation", __doc__, lambda p: p.add_argument(
+        "--mode", choices=("process", "thread", "both"), default="both",
+        help="PyFlink Python execution mode (default: both)"))
+    cfg = load_config()
+    n = 100_000 if args.quick else 500_000
+    gen = EventGenerator(GeneratorConfig(seed=5, malformed_share=0.01, start_ms=int(time.time() * 1000) - 3_600_000))
+    records = list(gen.events(n))
+
+    artifacts = ensure_artifacts(cfg.stack)
+    broker = KafkaBroker(cfg.stack, artifacts)
+    started_here = broker.pid() is None
+    if started_here:
+        Stack(cfg).up(flink=False)
+    try:
+        topic = f"bench.validation.{uuid.uuid4().hex[:8]}"
+        _produce(cfg.kafka.bootstrap, topic, records)
+        plain = _plain_python(records)
+        modes = ("process", "thread") if args.mode == "both" else (args.mode,)
+        rates = {mode: n / _flink_run(cfg, topic, str(artifacts.connector_jar), mode) for mode in modes}
+    finally:
+        if started_here:
+            broker.stop()
+    best_mode = max(rates, key=rates.get)
+    figures = {"events_per_s": rates[best_mode], "mode": best_mode, "n": n,
+               "events_per_s_by_mode": rates, "plain_python_events_per_s": plain,
+               "flink_vs_plain_ratio": rates[best_mode] / plain}
+    rows = [("records", f"{n:,} (1% malformed)")]
+    rows += [(f"inside Flink, {mode} mode", f"{rate:,.0f} events/s") for mode, rate in rates.items()]
+    rows += [("plain Python validate() loop", f"{plain:,.0f} events/s"),
+             ("Flink / plain Python", f"{rates[best_mode] / plain:.2f}")]
+    write_report("validation", args.json, figures, rows)
+
+
+if __name__ == "__main__":
+    main()
