@@ -13,12 +13,14 @@ import pytest
 from freshrank.config import REPO_ROOT, load_config
 from freshrank.stack import FlinkCluster, Stack
 
+# FRESHRANK_TEST_PORT_OFFSET moves the whole test stack, so two test runs can share a machine.
+_OFFSET = int(os.environ.get("FRESHRANK_TEST_PORT_OFFSET", "0"))
 TEST_ENV = {
-    "FRESHRANK_STACK__STATE_DIR": str(REPO_ROOT / ".stack-test"),
-    "FRESHRANK_STACK__KAFKA_PORT": "19092",
-    "FRESHRANK_STACK__CONTROLLER_PORT": "19093",
-    "FRESHRANK_STACK__FLINK_REST_PORT": "18081",
-    "FRESHRANK_KAFKA__BOOTSTRAP": "localhost:19092",
+    "FRESHRANK_STACK__STATE_DIR": str(REPO_ROOT / f".stack-test{_OFFSET or ''}"),
+    "FRESHRANK_STACK__KAFKA_PORT": str(19092 + _OFFSET),
+    "FRESHRANK_STACK__CONTROLLER_PORT": str(19093 + _OFFSET),
+    "FRESHRANK_STACK__FLINK_REST_PORT": str(18081 + _OFFSET),
+    "FRESHRANK_KAFKA__BOOTSTRAP": f"localhost:{19092 + _OFFSET}",
     "FRESHRANK_STACK__READY_TIMEOUT_S": "120",
 }
 
