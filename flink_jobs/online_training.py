@@ -63,10 +63,31 @@ def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None):
     return env, t_env
 
 
+def _run_sql(t_env, cfg: FreshrankConfig, name: str) -> None:
+    for stmt in statements(name, cfg):
+        t_env.execute_sql(stmt)
+
+
+def _materialize(t_env, view: str, name: str) -> None:
+    """Register `view` as `name`, computed once however many queries read it.
+
+    The planner optimises each DataStream conversion and the statement set separately, and it
+    reuses a sub-plan only where the projections match: the same OVER window would otherwise run
+    once per consumer. A DataStream in between is a single node. The rowtime attribute crosses
+    as a plain column and is declared again, with the upstream watermarks (SOURCE_WATERMARK).
+    """
+    table = t_env.sql_query(f"SELECT *, rowtime AS upstream_rowtime FROM {view}").drop_columns(col("rowtime"))
+    t_env.create_temporary_view(name, t_env.from_data_stream(
+        t_env.to_data_stream(table),
+        Schema.new_builder()
+        .column_by_expression("rowtime", "upstream_rowtime")
+        .watermark("rowtime", "SOURCE_WATERMARK()")
+        .build()))
+
+
 def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
-    for name in ("01_source.sql", "02_sinks.sql"):
-        for stmt in statements(name, cfg):
-            t_env.execute_sql(stmt)
+    _run_sql(t_env, cfg, "01_source.sql")
+    _run_sql(t_env, cfg, "02_sinks.sql")
 
     # 1. Validate and clean: one Python call per raw record.
     raw = t_env.sql_query(
@@ -105,15 +126,19 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
     t_env.create_temporary_view("events", t_env.sql_query("SELECT * FROM numbered_events WHERE copy = 1"))
     t_env.create_temporary_function("count_duplicate", count_duplicate_udf())
 
-    # 3. Features and the label join (SQL in flink_jobs/sql/).
-    for name in ("03_features.sql", "04_labels.sql", "05_batches.sql"):
-        for stmt in statements(name, cfg):
-            t_env.execute_sql(stmt)
+    # 3. Features and the label join (SQL in flink_jobs/sql/). The feature views feed both the
+    # online-feature sinks and the label join; each is computed once (see _materialize).
+    _run_sql(t_env, cfg, "03_user_features.sql")
+    _materialize(t_env, "user_features_computed", "user_features")
+    _run_sql(t_env, cfg, "04_item_features.sql")
+    _materialize(t_env, "item_features_computed", "item_features")
+    _run_sql(t_env, cfg, "05_labels.sql")
+    _run_sql(t_env, cfg, "06_batches.sql")
 
     sinks = t_env.create_statement_set()
     sinks.add_insert_sql("INSERT INTO dlq_sink SELECT dlq FROM checked WHERE NOT ok")
     sinks.add_insert_sql("INSERT INTO duplicates_sink SELECT count_duplicate(event_id) FROM numbered_events WHERE copy > 1")
-    for stmt in statements("06_online_features.sql", cfg):
+    for stmt in statements("07_online_features.sql", cfg):
         sinks.add_insert_sql(stmt)
 
     sinks.add_insert_sql("INSERT INTO training_examples_sink SELECT model, example FROM example_json")

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the ranking server (HTTP) that follows published versions").set_defaults(func=_cmd_serve)
     demo = sub.add_parser("demo", help="up + run + produce + serve, then show a published version and a ranking")
     demo.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for the first version")
+    demo.add_argument("--rate", type=float, default=300.0,
+                      help="events per second produced in the background (default 300: what 2 cores sustain)")
     demo.set_defaults(func=_cmd_demo)
     return parser
 

@@ -64,7 +64,7 @@ def run_demo(cfg: FreshrankConfig, args) -> int:
     else:
         job_id = flink.submit(["--config", args.config] if args.config else [])
         print(f"job submitted: {job_id}")
-    stack.spawn("producer", _cli(args, "produce", "-n", "0", "--rate", "2000"))
+    stack.spawn("producer", _cli(args, "produce", "-n", "0", "--rate", str(args.rate)))
     stack.spawn("serving", _cli(args, "serve"))
     print(f"producing events in the background; waiting for the first model version "
           f"(up to {args.timeout:.0f} s) ...")

@@ -2,6 +2,9 @@
 -- click window. An interval LEFT JOIN emits the positive as soon as the click arrives (the model
 -- learns within seconds) and the negative only when the watermark passes the window's end.
 -- Features are those of the impression row, so a label never brings later information along.
+CREATE TEMPORARY VIEW impression_features AS
+SELECT * FROM item_features WHERE is_impr = 1;
+
 CREATE TEMPORARY VIEW clicks AS
 SELECT request_id, item_id, rowtime FROM events
 WHERE type = 'click' AND request_id IS NOT NULL AND item_id IS NOT NULL;

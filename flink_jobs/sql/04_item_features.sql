@@ -1,0 +1,30 @@
+-- One row per impressed item, carrying the user's features as of the impression.
+CREATE TEMPORARY VIEW impression_items AS
+SELECT u.event_id, u.rowtime, u.ts, u.user_id, u.request_id,
+  COALESCE(u.query, '') AS query, COALESCE(u.device, '') AS device, COALESCE(u.platform, '') AS platform,
+  it.item_id, it.`position`, it.price, COALESCE(it.category, '') AS category, COALESCE(it.brand, '') AS brand,
+  u.u_click_5m, u.u_click_1h, u.u_click_24h, u.u_cart_1h, u.u_purchase_24h,
+  CAST(1 AS DOUBLE) AS is_impr, CAST(0 AS DOUBLE) AS is_item_click
+FROM user_features u
+CROSS JOIN UNNEST(u.items) AS it(item_id, `position`, price, category, brand)
+WHERE u.type = 'impression';
+
+-- Impressions and clicks of each item in one time-ordered stream, for the item's counters.
+CREATE TEMPORARY VIEW item_events AS
+SELECT * FROM impression_items
+UNION ALL
+SELECT event_id, rowtime, ts, user_id, request_id, '', '', '', item_id, 0, price, '', '',
+  CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE),
+  CAST(0 AS DOUBLE), CAST(1 AS DOUBLE)
+FROM events WHERE type = 'click' AND item_id IS NOT NULL;
+
+-- Smoothed CTR: (clicks + a) / (impressions + a + b), a Beta(a, b) prior with mean a/(a+b).
+CREATE TEMPORARY VIEW item_features_computed AS
+SELECT *,
+  SUM(is_impr) OVER w - is_impr AS i_impr_1h,
+  SUM(is_item_click) OVER w - is_item_click AS i_click_1h,
+  (SUM(is_item_click) OVER w - is_item_click + {ctr_prior_clicks})
+    / (SUM(is_impr) OVER w - is_impr + {ctr_prior_impressions}) AS i_ctr_1h
+FROM item_events
+WINDOW w AS (PARTITION BY item_id ORDER BY rowtime
+  RANGE BETWEEN INTERVAL '{w1h}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
