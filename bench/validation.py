@@ -8,12 +8,14 @@ in a plain Python loop are the peer: the ratio shows what the Flink hop costs.
 """
 from __future__ import annotations
 
+import os
+import site
 import sys
 import time
 import uuid
 
 from bench.report import parse_args, write_report
-from freshrank.config import load_config
+from freshrank.config import REPO_ROOT, load_config
 from freshrank.datagen import EventGenerator, GeneratorConfig
 from freshrank.stack import KafkaBroker, Stack, ensure_artifacts
 
@@ -21,7 +23,8 @@ from freshrank.stack import KafkaBroker, Stack, ensure_artifacts
 def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
                          "compression.type": "lz4"})
     for key, value in records:
@@ -84,7 +87,15 @@ def _plain_python(records: list[tuple[bytes, bytes]]) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
+def _python_path_for_thread_mode() -> None:
+    """Thread mode embeds CPython in the JVM (pemja); that interpreter does not see the venv's
+    site-packages unless PYTHONPATH names them. Set before the JVM starts (it inherits env)."""
+    paths = [*site.getsitepackages(), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+
+
 def main() -> None:
+    _python_path_for_thread_mode()
     args = parse_args("validation", __doc__, lambda p: p.add_argument(
         "--mode", choices=("process", "thread", "both"), default="both",
         help="PyFlink Python execution mode (default: both)"))

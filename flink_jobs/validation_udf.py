@@ -51,7 +51,8 @@ CHECKED_TYPE = DataTypes.ROW([
 _HEAD_COLUMNS = ("event_id", "type", "ts")
 _EVENT_COLUMNS = ("user_id", "session_id", "request_id", "query")
 _TAIL_COLUMNS = ("item_id", "price", "quantity", "category", "brand", "device", "platform")
-_NO_EVENT = (None,) * (len(_HEAD_COLUMNS) + 1 + len(_EVENT_COLUMNS) + 1 + len(_TAIL_COLUMNS))
+# items is an empty array, never NULL: thread mode (pemja) cannot convert a NULL array.
+_NO_EVENT = (None,) * (len(_HEAD_COLUMNS) + 1 + len(_EVENT_COLUMNS)) + ([],) + (None,) * len(_TAIL_COLUMNS)
 
 
 def _float(value):
@@ -95,10 +96,8 @@ class ValidateEvent(ScalarFunction):
             return Row(False, json.dumps(record, ensure_ascii=False), *_NO_EVENT)
         self.events_valid.inc()
         event = verdict.event
-        items = event.get("items")
-        if items is not None:
-            items = [Row(i["item_id"], i["position"], _float(i.get("price")), i.get("category"), i.get("brand"))
-                     for i in items]
+        items = [Row(i["item_id"], i["position"], _float(i.get("price")), i.get("category"), i.get("brand"))
+                 for i in event.get("items") or ()]
         # An event behind the watermark but within the allowed lateness enters event time at the
         # watermark: windows downstream would otherwise drop it silently as late.
         event_time = event["ts"] if watermark_ms is None else max(event["ts"], watermark_ms)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,11 @@ class FreshrankConfig:
 
 def _coerce(value: str, hint: typing.Any, where: str) -> typing.Any:
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # e.g. int | None: "none" or "" means None
+        if value.strip().lower() in ("", "none", "null"):
+            return None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _coerce(value, inner, where)
     if hint is bool:
         lowered = value.strip().lower()
         _require(lowered in ("1", "0", "true", "false", "yes", "no"), where, f"not a boolean: {value!r}")

@@ -49,3 +49,8 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("[job\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, env={})
+
+
+def test_optional_settings_from_the_environment():
+    assert load_config(env={"FRESHRANK_TRAINER__NUM_THREADS": "1"}).trainer.num_threads == 1
+    assert load_config(env={"FRESHRANK_TRAINER__NUM_THREADS": "none"}).trainer.num_threads is None
