@@ -41,6 +41,16 @@ def write_json(result: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def write_report(name: str, path: Path, figures: dict[str, Any], rows: Sequence[tuple[str, str]]) -> None:
+    """Print labelled figures as a two-column table and write them, with the machine, as JSON."""
+    width = max(len(label) for label, _ in rows)
+    print(f"\n{name}")
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+    write_json({"benchmark": name, "machine": machine(), **figures}, path)
+    print(f"  (figures written to {path})")
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[_fmt(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]

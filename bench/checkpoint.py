@@ -41,7 +41,7 @@ from pyflink.datastream import (CheckpointingMode, KeyedProcessFunction, Runtime
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from pyflink.datastream.state import MapStateDescriptor
 
-from bench.report import parse_args, write_report
+from bench._common import parse_args, write_report
 from flink_jobs.online_training import build_environment
 from flink_jobs.training_operator import TrainingOperator
 from flink_jobs.training_session import TrainingSession
