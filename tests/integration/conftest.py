@@ -13,8 +13,8 @@ import pytest
 from freshrank.config import REPO_ROOT, load_config
 from freshrank.stack import FlinkCluster, Stack
 
-# FRESHRANK_TEST_PORT_OFFSET moves the whole test stack, so two test runs can share a machine.
-_OFFSET = int(os.environ.get("FRESHRANK_TEST_PORT_OFFSET", "0"))
+# TEST_STACK_PORT_OFFSET moves the whole test stack, so two test runs can share a machine.
+_OFFSET = int(os.environ.get("TEST_STACK_PORT_OFFSET", "0"))
 TEST_ENV = {
     "FRESHRANK_STACK__STATE_DIR": str(REPO_ROOT / f".stack-test{_OFFSET or ''}"),
     "FRESHRANK_STACK__KAFKA_PORT": str(19092 + _OFFSET),
