@@ -69,7 +69,7 @@ class TrainingOperator(KeyedProcessFunction):
         group.gauge("admitted", lambda: s.counter("admitted"))
         group.gauge("expired", lambda: s.counter("expired"))
         group.gauge("evicted", lambda: s.counter("evicted"))
-        group.gauge("state_bytes", lambda: s.state_bytes)
+        group.gauge("state_bytes_written", lambda: s.state_bytes_written)
         group.gauge("prequential_auc_x10000", lambda: s.metric_x10000("auc"))
         group.gauge("prequential_logloss_x10000", lambda: s.metric_x10000("logloss"))
         group.gauge("loss_x10000", lambda: s.metric_x10000("loss"))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from freshrank.config import FreshrankConfig
-from model.export import export_onnx
+from model.export import export_onnx, finite_or_none
 from model.gate import Gate
 from model.trainer import Trainer
 from udfs.imputation import RunningStats
@@ -179,7 +179,7 @@ class TrainingSession:
         self.version = 0
         self.last_publish_ms = 0
         self.learned_since_publish = 0
-        self.state_bytes = 0
+        self.state_bytes_written = 0  # what the last step wrote to Flink state
         self.last_step_ms = 0.0
         self._last_loss = float("nan")
         job = cfg.job
@@ -257,7 +257,7 @@ class TrainingSession:
             return Publication(False, decision.reason, candidate)
         metrics = {**self.trainer.recent_metrics(), **decision.metrics}
         onnx_path, meta = self.store.write(self.trainer, candidate, self.model_name, extra_meta={
-            "imputation": self.stats.to_dict(), "gate": decision.reason, "gate_metrics": _finite(decision.metrics)})
+            "imputation": self.stats.to_dict(), "gate": decision.reason, "gate_metrics": finite_or_none(decision.metrics)})
         changed, removed = self.trainer.changed_rows(), self.trainer.removed_rows()
         # float32 -> shortest decimal that round-trips, so serving rebuilds the exact rows.
         deltas = [json.dumps({"model": self.model_name, "version": candidate, "table": d.table,
@@ -272,7 +272,7 @@ class TrainingSession:
         self.learned_since_publish = 0
         record = {
             "model": self.model_name, "version": candidate, "onnx_uri": onnx_path.resolve().as_uri(),
-            "sha256": meta["sha256"], "created_ms": now_ms, "metrics": _finite(metrics),
+            "sha256": meta["sha256"], "created_ms": now_ms, "metrics": finite_or_none(metrics),
             "delta_rows": len(deltas), "spec": meta.get("spec"), "gate": decision.reason,
         }
         return Publication(True, decision.reason, candidate, json.dumps(record), deltas)
@@ -292,7 +292,7 @@ class TrainingSession:
             "learned_since_publish": self.learned_since_publish, "imputation": self.stats.to_dict(),
             "holdout_next": self.holdout.next_slot,
         }).encode()
-        self.state_bytes = len(delta.dense) + sum(len(b) for b in delta.entries.values() if b) + len(side)
+        self.state_bytes_written = len(delta.dense) + sum(len(b) for b in delta.entries.values() if b) + len(side)
         return StateChanges(delta.dense, delta.entries, side, self.holdout.drain_changes(),
                             self.live.drain_changes())
 
@@ -308,7 +308,3 @@ class TrainingSession:
             return 0
         value = self._last_loss if name == "loss" else self.trainer.recent_metrics().get(name, float("nan"))
         return int(round(value * 10_000)) if isinstance(value, float) and math.isfinite(value) else 0
-
-
-def _finite(metrics: dict) -> dict:
-    return {k: (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None) for k, v in metrics.items()}

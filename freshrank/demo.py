@@ -87,7 +87,7 @@ def run_demo(cfg: FreshrankConfig, args) -> int:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(1)  # serving still starting, or no version loaded yet (503)
     if ranking is None:
-        raise StackError(f"serving did not answer a ranking within 60 s: see .stack/logs/serving.log")
+        raise StackError("serving did not answer a ranking within 60 s: see .stack/logs/serving.log")
     print(f"ranking from serving (model {ranking.get('model')} v{ranking.get('version')}) "
           f"for user {page['user_id']} query {page['query']!r}:")
     for i, item in enumerate(ranking.get("items", [])[:10], 1):

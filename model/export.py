@@ -52,7 +52,7 @@ def export_onnx(trainer: Trainer, out_dir: str | Path, version: int, model: str 
                    "dense": ["batch", spec.num_dense]},
         "outputs": list(OUTPUT_NAMES),
         "opset": ONNX_OPSET,
-        "metrics": _finite_or_none(dict(metrics) if metrics is not None
+        "metrics": finite_or_none(dict(metrics) if metrics is not None
                                    else trainer.recent_metrics()),
         "counters": trainer.counters(),
     }
@@ -61,7 +61,7 @@ def export_onnx(trainer: Trainer, out_dir: str | Path, version: int, model: str 
     return json.loads(text)  # exactly what is on disk (lists, not tuples)
 
 
-def _finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
+def finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
     # JSON has no NaN: an undefined metric (e.g. AUC of a single-class window) becomes null.
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in metrics.items()}
