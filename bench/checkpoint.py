@@ -259,13 +259,15 @@ def bench_config(store: Path, checkpoints: Path) -> FreshrankConfig:
     return dataclasses.replace(
         cfg,
         job=dataclasses.replace(cfg.job, model_store=str(store), checkpoint_dir=str(checkpoints),
-                                publish_interval_ms=NEVER_MS),
+                                publish_interval_ms=NEVER_MS, batch_max_examples=BATCH_EXAMPLES),
         stack=dataclasses.replace(cfg.stack, flink_rest_port=_free_port()))
 
 
 def make_batches(n_batches: int) -> list[str]:
     examples = list(EventGenerator(GeneratorConfig(seed=SEED)).examples(n_batches * BATCH_EXAMPLES))
-    return [json.dumps(examples[i:i + BATCH_EXAMPLES]) for i in range(0, len(examples), BATCH_EXAMPLES)]
+    # As the `micro_batches` view delivers them: [partition, offset, example]; one chunk each.
+    records = [[0, offset, example] for offset, example in enumerate(examples)]
+    return [json.dumps(records[i:i + BATCH_EXAMPLES]) for i in range(0, len(records), BATCH_EXAMPLES)]
 
 
 class TimedTrainingOperator(TrainingOperator):
@@ -343,8 +345,8 @@ def measure_trainer(cfg: FreshrankConfig, batches: list[str]) -> dict:
     step_s = 0.0
     started = time.perf_counter()
     session.load(None)
-    for batch in batches:
-        session.train(json.loads(batch))
+    for i, batch in enumerate(batches):
+        session.consume([tuple(record) for record in json.loads(batch)], now_ms=i)
         step_s += session.last_step_ms / 1000
         session.state_changes()
     seconds = time.perf_counter() - started

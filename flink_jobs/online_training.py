@@ -1,9 +1,13 @@
 """The freshrank online-training job.
 
 Kafka events -> validate/clean (Python UDF) -> dead letters | dedup (SQL) -> event time ->
-point-in-time features (SQL OVER windows) -> label join (SQL interval joins) -> micro-batches
-(SQL window) -> training operator (Python, keyed by model, model in Flink state) -> model versions
-and embedding deltas (Kafka, exactly-once). Online features go to compacted topics.
+point-in-time features (SQL OVER windows) -> label join (SQL interval joins) -> examples topic ->
+micro-batches (SQL window) -> training operator (Python, keyed by model, model in Flink state) ->
+model versions, embedding deltas and the training ledger (Kafka, exactly-once). Online features go
+to compacted topics.
+
+`job.stages` runs both halves in one job (the default), or one of them: `features` (events to the
+examples topic) and `training` (examples topic to versions) scale and restart independently.
 
 Run it with `freshrank run` (submits to the local cluster) or `python -m flink_jobs.online_training`
 (a MiniCluster in this process; web UI on the configured port).
@@ -14,13 +18,13 @@ import argparse
 import logging
 import sys
 
-from pyflink.common import Configuration, Types
+from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
-from flink_jobs.training_operator import DELTAS_TAG, TrainingOperator, key_of_delta
+from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, validate_event_udf
 from freshrank.config import FreshrankConfig, load_config
 
@@ -88,7 +92,16 @@ def _materialize(t_env, view: str, name: str) -> None:
 def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
     _run_sql(t_env, cfg, "01_source.sql")
     _run_sql(t_env, cfg, "02_sinks.sql")
+    sinks = t_env.create_statement_set()
+    if cfg.job.stages in ("all", "features"):
+        _add_feature_stage(cfg, t_env, sinks)
+    if cfg.job.stages in ("all", "training"):
+        _add_training_stage(cfg, t_env, sinks)
+    sinks.attach_as_datastream()
 
+
+def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
+    """Raw events to dead letters, online features and labelled examples on the examples topic."""
     # 1. Validate and clean: one Python call per raw record.
     raw = t_env.sql_query(
         "SELECT `value`, `topic`, `partition`, `offset`, "
@@ -133,9 +146,8 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
     _run_sql(t_env, cfg, "04_item_features.sql")
     _materialize(t_env, "item_features_computed", "item_features")
     _run_sql(t_env, cfg, "05_labels.sql")
-    _run_sql(t_env, cfg, "06_batches.sql")
+    _run_sql(t_env, cfg, "06_examples.sql")
 
-    sinks = t_env.create_statement_set()
     sinks.add_insert_sql("INSERT INTO dlq_sink SELECT dlq FROM checked WHERE NOT ok")
     sinks.add_insert_sql("INSERT INTO duplicates_sink SELECT count_duplicate(event_id) FROM numbered_events WHERE copy > 1")
     for stmt in statements("07_online_features.sql", cfg):
@@ -143,7 +155,10 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
 
     sinks.add_insert_sql("INSERT INTO training_examples_sink SELECT model, example FROM example_json")
 
-    # 4. Training: one record per micro-batch, keyed by model.
+
+def _add_training_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
+    """Committed examples, read back in micro-batches, to the trainer; versions, deltas, ledger out."""
+    _run_sql(t_env, cfg, "08_training_input.sql")
     batches = t_env.to_data_stream(t_env.from_path("micro_batches"))
     versions = batches \
         .key_by(lambda row: row[0], key_type=Types.STRING()) \
@@ -153,7 +168,11 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
     deltas = versions.get_side_output(DELTAS_TAG) \
         .map(key_of_delta, output_type=Types.ROW_NAMED(["k", "value"], [Types.STRING(), Types.STRING()]))
     sinks.add_insert("model_deltas_sink", t_env.from_data_stream(deltas))
-    sinks.attach_as_datastream()
+    model = cfg.job.model_name
+    ledger = versions.get_side_output(LEDGER_TAG) \
+        .map(lambda entry: Row(model, entry),
+             output_type=Types.ROW_NAMED(["model", "entry"], [Types.STRING(), Types.STRING()]))
+    sinks.add_insert("training_ledger_sink", t_env.from_data_stream(ledger))
 
 
 def main(argv: list[str] | None = None) -> None:

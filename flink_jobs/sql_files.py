@@ -34,6 +34,7 @@ def sql_values(cfg: FreshrankConfig) -> dict[str, str]:
         "topic_model_versions": topics.model_versions,
         "topic_model_deltas": topics.model_deltas,
         "topic_training_examples": topics.training_examples,
+        "topic_training_ledger": topics.training_ledger,
         "watermark_delay": interval(job.watermark_delay_ms),
         "idle_timeout_ms": str(job.idle_partition_timeout_ms),
         **{name: interval(ms) for name, ms in FEATURE_WINDOWS_MS.items()},

@@ -1,5 +1,10 @@
 """The stateful training operator: keyed by model, one record per micro-batch.
 
+A micro-batch is whatever arrived on the examples topic in one interval; the session cuts that
+stream into fixed chunks by offset (flink_jobs/offset_chunks.py) and trains chunk by chunk, so
+where a crash falls changes nothing about what is learned. Each trained chunk goes to the
+training ledger with its offsets.
+
 The live Trainer is kept in memory; after every step the operator writes what the step changed
 to Flink keyed state (dense part in a ValueState, embedding rows and admission counters as
 entries of a MapState), so a checkpoint holds exactly the model that the Kafka offsets in the
@@ -26,6 +31,7 @@ from freshrank.config import FreshrankConfig
 log = logging.getLogger("freshrank.trainer")
 
 DELTAS_TAG = OutputTag("embedding-deltas", Types.STRING())
+LEDGER_TAG = OutputTag("training-ledger", Types.STRING())
 
 
 def key_of_delta(delta_json: str) -> Row:
@@ -52,8 +58,10 @@ class TrainingOperator(KeyedProcessFunction):
             MapStateDescriptor("holdout", Types.INT(), Types.PICKLED_BYTE_ARRAY()))
         self.published_state = runtime_context.get_map_state(
             MapStateDescriptor("published-rows", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+        self.pending_state = runtime_context.get_map_state(
+            MapStateDescriptor("pending-examples", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         self.session = TrainingSession(self.cfg)
-        self._timer_at = 0  # processing time of the pending publication timer (0: none)
+        self._timers: set[int] = set()  # processing-time timers registered by this instance
         self._register_metrics(runtime_context.get_metrics_group().add_group("freshrank"))
 
     def _register_metrics(self, group) -> None:
@@ -70,6 +78,9 @@ class TrainingOperator(KeyedProcessFunction):
         group.gauge("expired", lambda: s.counter("expired"))
         group.gauge("evicted", lambda: s.counter("evicted"))
         group.gauge("state_bytes_written", lambda: s.state_bytes_written)
+        group.gauge("state_bytes", lambda: s.state_bytes())
+        group.gauge("chunks_trained", lambda: s.chunks_trained)
+        group.gauge("examples_pending", lambda: s.chunks.pending_count())
         group.gauge("prequential_auc_x10000", lambda: s.metric_x10000("auc"))
         group.gauge("prequential_logloss_x10000", lambda: s.metric_x10000("logloss"))
         group.gauge("loss_x10000", lambda: s.metric_x10000("loss"))
@@ -77,24 +88,42 @@ class TrainingOperator(KeyedProcessFunction):
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         s = self._ready_session()
-        examples = json.loads(value[3])
+        now = ctx.timer_service().current_processing_time()
+        records = [(int(p), int(o), example) for p, o, example in json.loads(value[3])]
         # Publish before learning this batch, so that the version shipped is the one judged.
         yield from self._publish_if_due(ctx)
-        result = s.train(examples)
-        self.examples_counter.inc(result.examples)
-        self.batches_counter.inc(result.batches)
-        self.skipped_counter.inc(result.skipped)
+        yield from self._trained(s.consume(records, now))
         self._write_state(s.state_changes())
-        # When no batch follows (quiet traffic), the timer still publishes what was learned.
-        now = ctx.timer_service().current_processing_time()
-        if self._timer_at <= now:
-            self._timer_at = now + self.cfg.job.publish_interval_ms
-            ctx.timer_service().register_processing_time_timer(self._timer_at)
+        self._schedule(ctx, now)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        self._ready_session()
-        self._timer_at = 0
+        s = self._ready_session()
+        self._timers.discard(timestamp)
+        now = ctx.timer_service().current_processing_time()
+        if s.linger_due(now):
+            yield from self._trained(s.flush(now))
+            self._write_state(s.state_changes())
         yield from self._publish_if_due(ctx)
+        self._schedule(ctx, now)
+
+    def _trained(self, ledger_entries: list[str]):
+        for entry in ledger_entries:
+            chunk = json.loads(entry)
+            self.examples_counter.inc(chunk["trained"])
+            self.batches_counter.inc()
+            self.skipped_counter.inc(int(chunk["skipped"]))
+            yield LEDGER_TAG, entry
+
+    def _schedule(self, ctx, now: int) -> None:
+        """Timers for the linger of a partial chunk and for publishing when no batch follows."""
+        s = self.session
+        wanted = [s.chunks.linger_deadline()]
+        if s.learned_since_publish > 0:
+            wanted.append(max(now, s.last_publish_ms + self.cfg.job.publish_interval_ms))
+        for at in wanted:
+            if at is not None and not any(t <= at for t in self._timers):
+                self._timers.add(at)
+                ctx.timer_service().register_processing_time_timer(at)
 
     def _ready_session(self):
         if not self.session.ready:
@@ -121,7 +150,8 @@ class TrainingOperator(KeyedProcessFunction):
         if dense is None:
             return None
         return {"dense": dense, "entries": dict(self.entries_state.items()), "side": self.side_state.value(),
-                "holdout": dict(self.holdout_state.items()), "published": dict(self.published_state.items())}
+                "holdout": dict(self.holdout_state.items()), "published": dict(self.published_state.items()),
+                "pending": dict(self.pending_state.items())}
 
     def _write_state(self, changes) -> None:
         if changes.dense is not None:
@@ -131,6 +161,7 @@ class TrainingOperator(KeyedProcessFunction):
         _apply(self.entries_state, changes.entries)
         _apply(self.holdout_state, changes.holdout)
         _apply(self.published_state, changes.published)
+        _apply(self.pending_state, changes.pending)
 
 
 def _apply(map_state, changes: dict) -> None:

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from flink_jobs.offset_chunks import OffsetChunks, Record, offset_runs
 from freshrank.config import FreshrankConfig
 from model.export import export_onnx, finite_or_none
 from model.gate import Gate
 from model.trainer import Trainer
 from udfs.imputation import RunningStats
 
-SIDE_FORMAT = 1
+SIDE_FORMAT = 2
 
 
 @dataclass
@@ -39,6 +40,7 @@ class StateChanges:
     side: bytes | None  # version, publication clock, imputation statistics
     holdout: dict[int, bytes]  # ring-buffer slots of held-out examples written since last time
     published: dict[str, bytes | None]  # "<table>/<key>" -> the live version's row (None: removed)
+    pending: dict[str, bytes | None]  # "<partition>:<offset>" -> an example waiting for its chunk
 
 
 @dataclass
@@ -187,6 +189,11 @@ class TrainingSession:
                          min_examples=job.gate_min_examples)
         self.holdout = Holdout(job.holdout_share, job.holdout_size)
         self.store = ModelStore(cfg.model_store(), self.model_name)
+        self.chunks = OffsetChunks(job.batch_max_examples, job.batch_linger_ms)
+        self.chunks_trained = 0
+        self.examples_consumed = 0  # examples taken into trained chunks (learned or held out)
+        self.trained_through: dict[int, int] = {}  # per partition: offset after the last trained chunk
+        self._state_sizes = {"dense": 0, "side": 0, "row_entry": 0, "pending_entry": 0, "holdout": {}, "pending": {}}
 
     # -------------------------------------------------------------------- lifecycle
     @property
@@ -208,10 +215,48 @@ class TrainingSession:
             self.learned_since_publish = side["learned_since_publish"]
             self.stats = RunningStats.from_dict(side["imputation"])
             self.holdout.restore(state.get("holdout") or {}, side["holdout_next"])
+            self.chunks.restore(state.get("pending") or {}, side["chunks"])
+            self.chunks_trained = side["chunks_trained"]
+            self.examples_consumed = side["examples_consumed"]
+            self.trained_through = {int(p): o for p, o in side["trained_through"].items()}
             live_file = self.store.version_dir(self.version) / "model.onnx" if self.version else None
             self.live.restore(live_file, state.get("published") or {})
+        self._note_sizes(StateChanges(state["dense"], state["entries"], state.get("side") or b"",
+                                      state.get("holdout") or {}, {}, state.get("pending") or {}))
 
     # -------------------------------------------------------------------- training
+    def consume(self, records: list[Record], now_ms: int) -> list[str]:
+        """One micro-batch of (partition, offset, example): trains every chunk it completes;
+        returns their ledger entries (JSON)."""
+        self.chunks.add(records, now_ms)
+        return [self._train_chunk(chunk, now_ms) for chunk in self.chunks.full_chunks(now_ms)]
+
+    def linger_due(self, now_ms: int) -> bool:
+        return self.chunks.linger_due(now_ms)
+
+    def flush(self, now_ms: int) -> list[str]:
+        """Train the partial chunk that waited longer than the linger."""
+        chunk = self.chunks.take_partial()
+        return [self._train_chunk(chunk, now_ms)] if chunk else []
+
+    def _train_chunk(self, chunk: list[Record], now_ms: int) -> str:
+        examples = [example for _, _, example in chunk]
+        result = self.train(examples)
+        offsets: dict[int, list[int]] = {}
+        for partition, offset, _ in chunk:
+            offsets.setdefault(partition, []).append(offset)
+            self.trained_through[partition] = offset + 1
+        self.chunks_trained += 1
+        self.examples_consumed += len(chunk)
+        return json.dumps({
+            "model": self.model_name, "chunk": self.chunks_trained, "examples": len(chunk),
+            "held_out": len(chunk) - result.examples, "trained": 0 if result.skipped else result.examples,
+            "skipped": result.skipped > 0, "offsets": {str(p): offset_runs(o) for p, o in offsets.items()},
+            "loss": None if result.skipped else finite_or_none({"loss": self._last_loss})["loss"],
+            "live_version": self.version,
+            "trained_ms": now_ms,
+        })
+
     def impute(self, examples: list[dict]) -> None:
         """Fill missing prices from running per-category statistics (which travel with the model)."""
         for ex in examples:
@@ -274,6 +319,9 @@ class TrainingSession:
             "model": self.model_name, "version": candidate, "onnx_uri": onnx_path.resolve().as_uri(),
             "sha256": meta["sha256"], "created_ms": now_ms, "metrics": finite_or_none(metrics),
             "delta_rows": len(deltas), "spec": meta.get("spec"), "gate": decision.reason,
+            # What this version has learned from, so anyone can tell how fresh it is.
+            "chunks_trained": self.chunks_trained, "examples_consumed": self.examples_consumed,
+            "trained_through": {str(p): o for p, o in self.trained_through.items()},
         }
         return Publication(True, decision.reason, candidate, json.dumps(record), deltas)
 
@@ -290,11 +338,44 @@ class TrainingSession:
         side = json.dumps({
             "format": SIDE_FORMAT, "version": self.version, "last_publish_ms": self.last_publish_ms,
             "learned_since_publish": self.learned_since_publish, "imputation": self.stats.to_dict(),
-            "holdout_next": self.holdout.next_slot,
+            "holdout_next": self.holdout.next_slot, "chunks": self.chunks.side(),
+            "chunks_trained": self.chunks_trained, "examples_consumed": self.examples_consumed,
+            "trained_through": {str(p): o for p, o in self.trained_through.items()},
         }).encode()
-        self.state_bytes_written = len(delta.dense) + sum(len(b) for b in delta.entries.values() if b) + len(side)
-        return StateChanges(delta.dense, delta.entries, side, self.holdout.drain_changes(),
-                            self.live.drain_changes())
+        changes = StateChanges(delta.dense, delta.entries, side, self.holdout.drain_changes(),
+                               self.live.drain_changes(), self.chunks.drain_changes())
+        self.state_bytes_written = len(delta.dense) + len(side) + sum(
+            len(b) for part in (changes.entries, changes.holdout, changes.published, changes.pending)
+            for b in part.values() if b)
+        self._note_sizes(changes)
+        return changes
+
+    def _note_sizes(self, changes: StateChanges) -> None:
+        sizes = self._state_sizes
+        sizes["dense"], sizes["side"] = len(changes.dense), len(changes.side)
+        for kind in ("row", "pending"):  # entries of one kind have (nearly) one size
+            lengths = [len(b) for k, b in changes.entries.items() if b and k.startswith(kind + "/")]
+            if lengths:
+                sizes[kind + "_entry"] = max(lengths)
+        for slot, blob in changes.holdout.items():
+            sizes["holdout"][slot] = len(blob)
+        for key, blob in changes.pending.items():  # fewer than a chunk
+            if blob is None:
+                sizes["pending"].pop(key, None)
+            else:
+                sizes["pending"][key] = len(blob)
+
+    def state_bytes(self) -> int:
+        """The model's size in Flink state: exact for the dense part, side values, hold-out and
+        pending examples; rows and published rows are counted times their (fixed) size."""
+        if not self.trainer:
+            return 0
+        sizes, counters = self._state_sizes, self.trainer.counters()
+        rows, ids = sum(counters["rows"].values()), sum(counters["pending_ids"].values())
+        published_rows = sum(self.live.lookup.rows(table) for table in self.trainer.spec.table_names)
+        return (sizes["dense"] + sizes["side"] + rows * sizes["row_entry"] + ids * sizes["pending_entry"]
+                + sum(sizes["holdout"].values())
+                + sum(sizes["pending"].values()) + published_rows * 4 * self.trainer.spec.embedding_dim)
 
     # -------------------------------------------------------------------- metrics
     def counter(self, name: str) -> int:

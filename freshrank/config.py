@@ -39,6 +39,7 @@ class TopicsConfig:
     model_versions: str = "freshrank.model.versions"  # one record per accepted version
     model_deltas: str = "freshrank.model.deltas"  # compacted, key = model/table/row
     training_examples: str = "freshrank.training.examples"  # labelled examples, key = model
+    training_ledger: str = "freshrank.training.ledger"  # one record per trained chunk: which offsets, what came of them
     partitions: int = 2  # partitions of the events topic (the job reads them in parallel)
 
     def __post_init__(self) -> None:
@@ -49,7 +50,7 @@ class TopicsConfig:
 
     def all(self) -> list[str]:
         return [self.events, self.dlq, self.features_user, self.features_item,
-                self.training_examples, self.model_versions, self.model_deltas]
+                self.training_examples, self.training_ledger, self.model_versions, self.model_deltas]
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class StackConfig:
         return Path(self.cache_dir).expanduser()
 
 
+JOB_STAGES = ("all", "features", "training")
+
+
 @dataclass(frozen=True)
 class JobConfig:
     """The PyFlink online-training job."""
@@ -105,8 +109,10 @@ class JobConfig:
     dedup_ttl_ms: int = 3_600_000  # an event_id is remembered at least this long (SQL state TTL = max(this, 24 h))
     click_window_ms: int = 1_800_000  # click attribution window (30 min)
     purchase_window_ms: int = 86_400_000  # purchase attribution window (24 h)
-    batch_interval_ms: int = 1_000  # micro-batch time trigger
-    batch_max_examples: int = 4_096  # micro-batch count trigger
+    stages: str = "all"  # all | features (events -> examples topic) | training (examples topic -> versions)
+    batch_interval_ms: int = 1_000  # how often the trainer reads what arrived on the examples topic
+    batch_max_examples: int = 4_096  # a training chunk: this many consecutive examples, in offset order
+    batch_linger_ms: int = 2_000  # a partial chunk is trained once its first example waited this long (0: never)
     publish_interval_ms: int = 10_000  # how often a candidate version is evaluated and published
     holdout_share: float = 0.05  # share of examples never trained on, kept to judge candidates
     holdout_size: int = 5_000  # the freshest held-out examples the gate evaluates on
@@ -128,6 +134,8 @@ class JobConfig:
         _require(self.transaction_timeout_ms > self.checkpoint_interval_ms, "job.transaction_timeout_ms",
                  "must exceed job.checkpoint_interval_ms (a transaction spans a checkpoint)")
         _require(self.batch_max_examples >= 1, "job.batch_max_examples", "must be >= 1")
+        _require(self.batch_linger_ms >= 0, "job.batch_linger_ms", "must be >= 0")
+        _require(self.stages in JOB_STAGES, "job.stages", f"must be one of {JOB_STAGES}, got {self.stages!r}")
         _require(0 <= self.holdout_share < 1, "job.holdout_share", "must be in [0, 1)")
         _require(self.holdout_size >= 1, "job.holdout_size", "must be >= 1")
         _require(self.gate_min_examples >= 1, "job.gate_min_examples", "must be >= 1")

@@ -383,6 +383,8 @@ python:
   executable: {python}
   client: {{executable: {python}}}
 parallelism: {{default: 1}}
+# A killed TaskManager is noticed within seconds, not after the default 50 s.
+heartbeat: {{interval: 2000, timeout: 20000}}
 restart-strategy:
   type: fixed-delay
   fixed-delay: {{attempts: 1000, delay: 2 s}}

@@ -82,7 +82,7 @@ CREATE TABLE model_deltas_sink (
 );
 
 -- Labelled training examples (docs/contracts.md), one JSON object per record, key = model. The
--- trainer reads them back (05_batches.sql): the join and the trainer stay decoupled, examples can
+-- trainer reads them back (08_training_input.sql): the join and the trainer stay decoupled, examples can
 -- be replayed, and "trained exactly once" is checkable by Kafka offset.
 CREATE TABLE training_examples_sink (
   model STRING,
@@ -94,6 +94,25 @@ CREATE TABLE training_examples_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-examples',
+  'key.format' = 'raw',
+  'key.fields' = 'model',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+-- The training ledger: one record per trained chunk (its offsets, hold-out share, loss), key =
+-- model. Committed with the checkpoint that holds the model it produced, so the ledger is the
+-- proof of exactly-once training: every offset of the examples topic appears in one chunk.
+CREATE TABLE training_ledger_sink (
+  model STRING,
+  entry STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_training_ledger}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{txn_prefix}-ledger',
   'key.format' = 'raw',
   'key.fields' = 'model',
   'value.format' = 'raw',

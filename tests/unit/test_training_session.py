@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+import torch
 
 from flink_jobs.training_session import TrainingSession
 from freshrank.config import FreshrankConfig, JobConfig, StackConfig
@@ -33,13 +34,13 @@ class FlinkStateDouble:
 
     def __init__(self):
         self.dense = self.side = None
-        self.entries, self.holdout, self.published = {}, {}, {}
+        self.entries, self.holdout, self.published, self.pending = {}, {}, {}, {}
 
     def write(self, changes):
         self.dense = changes.dense if changes.dense is not None else self.dense
         self.side = changes.side if changes.side is not None else self.side
         for target, delta in ((self.entries, changes.entries), (self.holdout, changes.holdout),
-                              (self.published, changes.published)):
+                              (self.published, changes.published), (self.pending, changes.pending)):
             for key, blob in delta.items():
                 if blob is None:
                     target.pop(key, None)
@@ -48,7 +49,8 @@ class FlinkStateDouble:
 
     def read(self):
         return {"dense": self.dense, "entries": dict(self.entries), "side": self.side,
-                "holdout": dict(self.holdout), "published": dict(self.published)}
+                "holdout": dict(self.holdout), "published": dict(self.published),
+                "pending": dict(self.pending)}
 
 
 def run(session, state, all_batches, start_ms=0, step_ms=600):
@@ -121,3 +123,105 @@ def test_missing_prices_are_imputed_per_category(tmp_path):
     examples.append({"category": "shoes", "price": None})
     session.impute(examples)
     assert examples[-1]["price"] == pytest.approx(10.6, abs=0.5)
+
+
+def micro_batches(examples: list[dict], sizes: list[int], first_offset: int = 0):
+    """(partition 0, offset, example) records cut into micro-batches of the given sizes, with the
+    gaps a transactional topic has (every 7th offset is a commit marker)."""
+    records, offset = [], first_offset
+    for example in examples:
+        if offset % 7 == 6:
+            offset += 1
+        records.append((0, offset, dict(example)))
+        offset += 1
+    out, start = [], 0
+    for size in sizes:
+        out.append(records[start:start + size])
+        start += size
+    assert start == len(records)
+    return out
+
+
+def deterministic_cfg(tmp_path, **job):
+    cfg = make_cfg(tmp_path, batch_max_examples=256, batch_linger_ms=0, **job)
+    return dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, deterministic=True))
+
+
+def trained_offsets(ledger: list[str]) -> list[int]:
+    offsets = []
+    for entry in map(json.loads, ledger):
+        for first, last in entry["offsets"]["0"]:
+            offsets.extend(range(first, last + 1))
+    return offsets
+
+
+def test_chunks_do_not_depend_on_micro_batch_boundaries_or_crashes(tmp_path):
+    examples = [e for batch in batches(6, size=400, seed=5) for e in batch]  # 2,400 examples
+    cfg = deterministic_cfg(tmp_path / "a")
+
+    straight = TrainingSession(cfg)
+    straight.load(None)
+    ledger_a = []
+    for i, batch in enumerate(micro_batches(examples, [600] * 4)):
+        ledger_a += straight.consume(batch, now_ms=i * 1_000)
+
+    # Other micro-batch sizes, a restore from state after every batch, and a replay of records
+    # the checkpoint had already taken in (they are recognised by offset and ignored).
+    cfg_b = deterministic_cfg(tmp_path / "b")
+    state, ledger_b = FlinkStateDouble(), []
+    session = TrainingSession(cfg_b)
+    session.load(None)
+    cut = micro_batches(examples, [1, 255, 300, 77, 500, 900, 367])
+    for i, batch in enumerate(cut):
+        ledger_b += session.consume(batch, now_ms=i * 1_000)
+        state.write(session.state_changes())
+        session = TrainingSession(cfg_b)
+        session.load(state.read())
+        if i == 3:
+            assert session.consume(cut[i][-10:], now_ms=i * 1_000) == []  # already taken in
+            assert session.chunks.ignored == 10
+
+    offsets = [o for batch in cut for _, o, _ in batch]
+    assert trained_offsets(ledger_a) == trained_offsets(ledger_b) == offsets[:9 * 256]
+    assert len(session.chunks.pending) == straight.chunks.pending_count() == 2_400 - 9 * 256
+    for name, tensor in straight.trainer.network.state_dict().items():
+        assert torch.equal(tensor, session.trainer.network.state_dict()[name]), name
+    rows_a = {(d.table, d.key): d.vector for d in straight.trainer.changed_rows()}
+    rows_b = {(d.table, d.key): d.vector for d in session.trainer.changed_rows()}
+    assert rows_a.keys() == rows_b.keys()
+    assert all(np.array_equal(rows_a[k], rows_b[k]) for k in rows_a)
+
+
+def test_ledger_accounts_for_every_example_of_a_chunk(tmp_path):
+    session = TrainingSession(deterministic_cfg(tmp_path, holdout_share=0.2))
+    session.load(None)
+    examples = batches(1, size=600, seed=8)[0]
+    ledger = [json.loads(e) for e in session.consume(micro_batches(examples, [600])[0], now_ms=0)]
+    assert [e["chunk"] for e in ledger] == [1, 2]
+    for entry in ledger:
+        assert entry["examples"] == 256 == entry["held_out"] + entry["trained"]
+        assert 20 < entry["held_out"] < 90 and entry["loss"] > 0
+    assert session.examples_consumed == 512 and session.trained_through == {0: ledger[-1]["offsets"]["0"][-1][1] + 1}
+
+
+def test_a_partial_chunk_is_trained_after_the_linger(tmp_path):
+    session = TrainingSession(make_cfg(tmp_path, batch_max_examples=256, batch_linger_ms=2_000))
+    session.load(None)
+    assert session.consume(micro_batches(batches(1, size=100)[0], [100])[0], now_ms=10_000) == []
+    assert not session.linger_due(11_999) and session.chunks.linger_deadline() == 12_000
+    assert session.linger_due(12_000)
+    (entry,) = map(json.loads, session.flush(12_000))
+    assert entry["examples"] == 100 and session.chunks.pending_count() == 0
+    assert session.chunks.linger_deadline() is None
+
+
+def test_state_bytes_counts_the_model_in_state(tmp_path):
+    session = TrainingSession(deterministic_cfg(tmp_path))
+    session.load(None)
+    session.consume(micro_batches(batches(1, size=700)[0], [700])[0], now_ms=0)
+    changes = session.state_changes()
+    written = (len(changes.dense) + len(changes.side)
+               + sum(len(b) for part in (changes.entries, changes.holdout, changes.pending)
+                     for b in part.values() if b))
+    assert session.state_bytes_written == written  # the first write is everything
+    assert abs(session.state_bytes() - written) / written < 0.05
