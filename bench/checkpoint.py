@@ -43,7 +43,7 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from bench._common import parse_args, write_report
 from flink_jobs.online_training import build_environment
-from flink_jobs.training_operator import TrainingOperator
+from flink_jobs.training_operator import LEDGER_TAG, TrainingOperator
 from flink_jobs.training_session import TrainingSession
 from freshrank.config import FreshrankConfig, load_config
 from freshrank.datagen import EventGenerator, GeneratorConfig
@@ -320,12 +320,14 @@ def measure_operator(cfg: FreshrankConfig, batches: list[str], work: Path) -> di
                    first, first + BATCH_EXAMPLES - 1)
 
     source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(batches_file)).build()
-    env.from_source(source, WatermarkStrategy.no_watermarks(), "micro-batches") \
+    trained = env.from_source(source, WatermarkStrategy.no_watermarks(), "micro-batches") \
         .map(micro_batch, output_type=row_type) \
         .key_by(lambda row: row[0], key_type=Types.STRING()) \
         .process(TimedTrainingOperator(cfg, str(timing_file)), output_type=Types.STRING()) \
-        .name("train + publish") \
-        .print()  # publishing is off: nothing is printed
+        .name("train + publish")
+    trained.print()  # publishing is off: nothing is printed
+    # The ledger side output must be consumed (PyFlink sends an unclaimed tag to the main output).
+    trained.get_side_output(LEDGER_TAG).filter(lambda _: False).print()
     result = env.execute("freshrank bench: training operator")
     timing = json.loads(timing_file.read_text())
     if timing["batches"] != len(batches):
