@@ -1,11 +1,17 @@
 """Latest online features per user and per item, from the job's compacted feature topics.
 
-Each record holds window counts as of its `ts` (the job emits one on every event of the user or
-item, its own event included). Serving ranks later, at `now`: a window of length w that ended
-before now no longer holds any of the counted events, because the record is the newest one and
-no event came after it. Such windows are read as empty, as the job itself would compute them at
-`now`; windows still open keep the record's counts (they may include a few events that aged out
-since, which only the next event's record would correct).
+Each record holds window counts as of its `ts`: the events in [ts - w, ts], its own event and
+any other in the same millisecond included (the job emits one on every event of the user or
+item). A request at `now` counts the events in [now - w, now): strictly before the request, and
+including the window's start, as the job's windows do (Flink's RANGE frames keep a row exactly w
+old). The record is the newest one, so no event came after `ts`: when `now - ts > w`, every
+counted event is older than the window's start and the window reads as empty; at
+`now - ts == w` the record's own event sits exactly on the start and still counts. Windows still
+open keep the record's counts (they may include a few events that aged out since, which only
+the next event's record would correct). A record at or after `now` (an event in the request's
+own millisecond, or a request stamped behind the stream) is used as it is: serving keeps no
+older record to fall back on. (The job's training examples also count other events in the
+impression's own millisecond, a known limit in docs/design.md; serving does not.)
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
-# Window length of every online feature (flink_jobs/sql/03_features.sql).
+# Window length of every online feature (flink_jobs/sql/03_user_features.sql, 04_item_features.sql).
 USER_WINDOWS_MS: dict[str, int] = {
     "u_click_5m": 5 * MINUTE_MS, "u_click_1h": HOUR_MS, "u_click_24h": DAY_MS,
     "u_cart_1h": HOUR_MS, "u_purchase_24h": DAY_MS,
@@ -33,6 +39,13 @@ ITEM_CTR_FIELD = "i_ctr_1h"
 USER_FIELDS = tuple(USER_WINDOWS_MS)
 ITEM_FIELDS = tuple(ITEM_COUNT_WINDOWS_MS) + (ITEM_CTR_FIELD,)
 ONLINE_FIELDS = frozenset(USER_FIELDS + ITEM_FIELDS)
+
+
+def window_ended(age_ms: int, window_ms: int) -> bool:
+    """True when a window of `window_ms` ending at now holds none of the events counted by a record
+    `age_ms` old. The job's windows include their start (an event exactly `window_ms` before now
+    counts, as in flink_jobs/sql/03_user_features.sql), so only an age beyond the window ends it."""
+    return age_ms > window_ms
 
 
 class LatestPerKey:
@@ -115,11 +128,11 @@ class OnlineFeatures:
         if record is None:
             return dict.fromkeys(USER_FIELDS, 0.0)
         age = now_ms - record["ts"]
-        return {f: (0.0 if age >= window else record[f]) for f, window in USER_WINDOWS_MS.items()}
+        return {f: (0.0 if window_ended(age, window) else record[f]) for f, window in USER_WINDOWS_MS.items()}
 
     def item_features(self, item_id: str, now_ms: int) -> dict[str, float]:
         record = self.items.get(item_id)
-        if record is None or now_ms - record["ts"] >= HOUR_MS:
+        if record is None or window_ended(now_ms - record["ts"], HOUR_MS):
             return {**dict.fromkeys(ITEM_COUNT_WINDOWS_MS, 0.0),
                     ITEM_CTR_FIELD: smoothed_ctr(0.0, 0.0)}
         return {f: record[f] for f in ITEM_FIELDS}

@@ -1,6 +1,6 @@
 import pytest
 
-from serving.online_features import HOUR_MS, MINUTE_MS, LatestPerKey, OnlineFeatures
+from serving.online_features import HOUR_MS, MINUTE_MS, LatestPerKey, OnlineFeatures, window_ended
 
 T = 1_700_000_000_000
 
@@ -15,21 +15,41 @@ def test_windows_that_ended_before_now_are_empty():
     features.apply_user("u", user(T))
     assert features.user_features("u", T + MINUTE_MS) == {
         "u_click_5m": 1.0, "u_click_1h": 2.0, "u_click_24h": 3.0, "u_cart_1h": 4.0, "u_purchase_24h": 5.0}
-    assert features.user_features("u", T + 5 * MINUTE_MS) == {
+    assert features.user_features("u", T + 5 * MINUTE_MS + 1) == {
         "u_click_5m": 0.0, "u_click_1h": 2.0, "u_click_24h": 3.0, "u_cart_1h": 4.0, "u_purchase_24h": 5.0}
     assert features.user_features("u", T + 2 * HOUR_MS)["u_click_24h"] == 3.0
     assert set(features.user_features("u", T + 25 * HOUR_MS).values()) == {0.0}
 
 
+@pytest.mark.parametrize("field, window", [("u_click_5m", 5 * MINUTE_MS), ("u_click_1h", HOUR_MS),
+                                           ("u_cart_1h", HOUR_MS), ("u_click_24h", 24 * HOUR_MS),
+                                           ("u_purchase_24h", 24 * HOUR_MS)])
+def test_a_user_window_includes_its_start_as_the_job_does(field, window):
+    """The job's RANGE frames keep a row exactly one window old: at now = ts + w the record's own
+    event is on the window's start and counts; one millisecond later it is out."""
+    features = OnlineFeatures()
+    features.apply_user("u", user(T))
+    assert features.user_features("u", T + window - 1)[field] == user(T)[field]
+    assert features.user_features("u", T + window)[field] == user(T)[field]
+    assert features.user_features("u", T + window + 1)[field] == 0.0
+
+
 def test_unknown_and_stale_items_have_no_impressions_and_the_prior_ctr():
     features = OnlineFeatures()
-    features.apply_item("i", {"item_id": "i", "ts": T, "i_impr_1h": 10.0, "i_click_1h": 3.0,
-                              "i_ctr_1h": 4.0 / 30.0})
-    assert features.item_features("i", T + 10) == {"i_impr_1h": 10.0, "i_click_1h": 3.0,
-                                                   "i_ctr_1h": 4.0 / 30.0}
+    record = {"i_impr_1h": 10.0, "i_click_1h": 3.0, "i_ctr_1h": 4.0 / 30.0}
+    features.apply_item("i", {"item_id": "i", "ts": T, **record})
+    assert features.item_features("i", T + 10) == record
+    # The 1 h window includes its start: the record's impression exactly one hour ago still counts.
+    assert features.item_features("i", T + HOUR_MS) == record
     prior = {"i_impr_1h": 0.0, "i_click_1h": 0.0, "i_ctr_1h": 1.0 / 20.0}
-    assert features.item_features("i", T + HOUR_MS) == prior
+    assert features.item_features("i", T + HOUR_MS + 1) == prior
     assert features.item_features("never-seen", T) == prior
+
+
+@pytest.mark.parametrize("age, window, ended", [(0, 10, False), (9, 10, False), (10, 10, False),
+                                                (11, 10, True), (-5, 10, False)])
+def test_window_ended_only_beyond_the_window(age, window, ended):
+    assert window_ended(age, window) is ended
 
 
 def test_a_user_without_record_has_zero_counts():
