@@ -1,0 +1,387 @@
+"""Examples/s of the feature + label-join stage inside Flink, with 1,000,000 users; its state size.
+
+    python -m bench.features [--quick] [--json PATH] [--users N] [--events N]
+
+The job's own feature stage (flink_jobs.online_training with job.stages = "features": validation
+UDF, deduplication, user and item OVER windows, label joins, and the Kafka sinks of examples,
+online features and dead letters, exactly-once) runs in a MiniCluster with the job's environment
+(RocksDB with incremental checkpoints every 5 s, parallelism 1; FRESHRANK_JOB__STATE_BACKEND=hashmap
+compares the heap backend). It reads a fresh topic of generated
+events (freshrank.datagen, user ids drawn from `--users` ids, Kafka timestamp = event time as in
+production) through the job's source made bounded, so the job ends when the topic is read and the
+end of input closes every window. Each run is timed from the first event out of the source's
+chain (the job is deployed, its Python worker up) to the job's end; two runs, of n and 3n events,
+cancel what is left of start-up and the end (the final checkpoint) out of the figure:
+
+    examples/s = (examples(3n) - examples(n)) / (t(3n) - t(n)),  events/s = 2n / (t(3n) - t(n))
+
+Examples are counted on the examples topic (read_committed) after each run. The state size comes
+from Flink's checkpoint statistics (REST /jobs/<id>/checkpoints), polled during the 3n run: the
+full size of the largest completed checkpoint (`state_size`; with incremental checkpoints each
+one uploads less, `checkpointed_size`). The busiest vertices (busyTimeMsPerSecond, averaged over
+the 3n run) say where the time goes. On a shared machine wall time follows the load; the CPU
+time of the JVM and its Python workers (from /proc, the same n/3n difference) is the steadier
+figure for comparing two versions of the job: `cpu_ms_per_event`, `examples_per_cpu_s`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from bench._common import parse_args, print_table, write_report
+from freshrank.config import FreshrankConfig, load_config
+from freshrank.datagen import EventGenerator, GeneratorConfig
+from freshrank.stack import KafkaBroker, Stack, create_topics, ensure_artifacts
+
+SEED = 11
+TARGET_EXAMPLES_PER_S = 30_000
+POLL_S = 2.0
+
+
+# ------------------------------------------------------------------------------ events
+def generate(users: int, count: int) -> tuple[list[tuple[bytes, bytes, int]], dict]:
+    """`count` valid events (key, value, ts) in event-time order, ending a few minutes ago."""
+    probe = GeneratorConfig(seed=SEED, n_users=users)
+    span_ms = int(count / probe.events_per_second * 1000)
+    start_ms = int(time.time() * 1000) - span_ms - 10 * 60_000
+    gen_cfg = dataclasses.replace(probe, start_ms=start_ms)
+    records, users_seen, impressions, impressed_items = [], set(), 0, 0
+    for key, value in EventGenerator(gen_cfg).events(count):
+        event = json.loads(value)
+        records.append((key, value, event["ts"]))
+        users_seen.add(event["user_id"])
+        if event["type"] == "impression":
+            impressions += 1
+            impressed_items += len(event["items"])
+    stats = {"n_users": users, "n_items_initial": gen_cfg.n_items_initial,
+             "sim_events_per_second": gen_cfg.events_per_second,
+             "event_time_span_s": (records[-1][2] - records[0][2]) / 1000,
+             "distinct_users": len(users_seen), "impressions": impressions, "impressed_items": impressed_items,
+             "mean_event_bytes": statistics.mean(len(v) for _, v, _ in records)}
+    return records, stats
+
+
+def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, int]]) -> None:
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
+                         "compression.type": "lz4"})
+    for key, value, ts in records:
+        while True:
+            try:
+                producer.produce(topic, value, key=key, timestamp=ts)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError(f"could not produce every event to {topic}")
+
+
+def _count(bootstrap: str, topic: str) -> int:
+    """Committed records of a one-partition topic."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-features-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    try:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        if high == 0:
+            return 0
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        count, empty = 0, 0
+        while empty < 3:
+            messages = consumer.consume(10_000, timeout=1.0)
+            real = [m for m in messages if m.error() is None]
+            count += len(real)
+            empty = 0 if messages else empty + 1
+            if messages and messages[-1].offset() >= high - 2:  # the last record, or the last commit marker
+                break
+        return count
+    finally:
+        consumer.close()
+
+
+# ------------------------------------------------------------------------------ the job
+def run_config(base: FreshrankConfig, run_id: str, work: Path) -> FreshrankConfig:
+    """The job's settings with this run's own topics, model name (consumer group, transactional
+    ids), checkpoint directory and web port."""
+    topics = dataclasses.replace(
+        base.kafka.topics, partitions=1,
+        **{name: f"bench.features.{run_id}.{name}" for name in (
+            "events", "dlq", "features_user", "features_item", "training_examples", "training_ledger",
+            "model_versions", "model_deltas")})
+    return dataclasses.replace(
+        base,
+        kafka=dataclasses.replace(base.kafka, topics=topics),
+        job=dataclasses.replace(base.job, model_name=f"bench{run_id}", stages="features",
+                                checkpoint_dir=str(work / "checkpoints"), model_store=str(work / "models")),
+        stack=dataclasses.replace(base.stack, flink_rest_port=_free_port()))
+
+
+def bounded_source(cfg: FreshrankConfig) -> list[str]:
+    """The job's source (01_source.sql), read to the end offsets at start-up and then finished."""
+    from flink_jobs.sql_files import statements
+    out = []
+    for stmt in statements("01_source.sql", cfg):
+        if "CREATE TABLE raw_events" in stmt:
+            bounded = stmt.replace("'connector' = 'kafka',", "'connector' = 'kafka',\n  'scan.bounded.mode' = 'latest-offset',", 1)
+            if bounded == stmt:
+                raise RuntimeError("01_source.sql changed: cannot make raw_events bounded")
+            stmt = bounded
+        out.append(stmt)
+    return out
+
+
+def run_job(cfg: FreshrankConfig, connector_jar: str, sample: bool, exclude_pids: set[int]) -> dict:
+    """The feature stage over the whole events topic; its runtime and checkpoint statistics."""
+    from flink_jobs import online_training as job
+    from flink_jobs.sql_files import statements
+
+    env, t_env = job.build_environment(cfg, connector_jar)
+    for stmt in bounded_source(cfg) + statements("02_sinks.sql", cfg):
+        t_env.execute_sql(stmt)
+    sinks = t_env.create_statement_set()
+    job._add_feature_stage(cfg, t_env, sinks)  # what build_pipeline adds for job.stages = "features"
+    sinks.attach_as_datastream()
+    client = env.execute_async(f"freshrank bench: features {cfg.job.model_name}")
+    job_id = str(client.get_job_id())
+    monitor = Monitor(cfg.stack.flink_rest_port, job_id, sample, exclude_pids)
+    monitor.start()
+    try:
+        result = client.get_job_execution_result().result()
+        finished_at = time.monotonic()
+    finally:
+        monitor.stop()
+    if monitor.failure:
+        raise RuntimeError(monitor.failure)
+    if monitor.first_output_at is None:
+        raise RuntimeError("never saw the source emit (the job ended before the first poll?)")
+    return {"seconds": result.get_net_runtime() / 1000.0, "cpu_seconds": monitor.cpu_seconds(),
+            "processing_seconds": finished_at - monitor.first_output_at,
+            "processing_cpu_seconds": monitor.cpu_seconds(since=monitor.cpu_at_first_output),
+            "checkpoints": monitor.checkpoints, "busy": monitor.busy_summary()}
+
+
+def cpu_ticks(exclude: set[int]) -> dict[int, int]:
+    """utime + stime (clock ticks) of every process below this one: the JVM that runs the
+    MiniCluster and its Python workers (`exclude`: the Kafka broker, when started here)."""
+    parents, ticks = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        fields = text[text.rindex(")") + 2:].split()  # fields 3.. of proc(5): state, ppid, ...
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    below, frontier = set(), [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in below and pid not in exclude:
+                below.add(pid)
+                frontier.append(pid)
+    return {pid: ticks[pid] for pid in below}
+
+
+class Monitor(threading.Thread):
+    """Polls the job's REST API (completed checkpoints, vertex busy time; stops a restarting job)
+    and the CPU time of the processes that run it."""
+
+    def __init__(self, port: int, job_id: str, sample_busy: bool, exclude_pids: set[int]):
+        super().__init__(name="bench-monitor", daemon=True)
+        self.base = f"http://127.0.0.1:{port}/jobs/{job_id}"
+        self.job_id = job_id
+        self.sample_busy = sample_busy
+        self.checkpoints: dict[int, dict] = {}
+        self.busy: dict[str, list[float]] = {}
+        self.failure: str | None = None
+        self.exclude_pids = exclude_pids
+        self.cpu_start = cpu_ticks(exclude_pids)
+        self.cpu_last = dict(self.cpu_start)
+        # When the first validated event left the source's chain (source -> validation UDF):
+        # the job is deployed and its Python worker is up; what follows is processing.
+        self.first_output_at: float | None = None
+        self.cpu_at_first_output: dict[int, int] = {}
+        self._done = threading.Event()
+
+    def sample_cpu(self) -> None:
+        self.cpu_last.update(cpu_ticks(self.exclude_pids))
+
+    def cpu_seconds(self, since: dict[int, int] | None = None) -> float:
+        """CPU time used since the job was submitted, or since `since` (a worker's last poll
+        interval before it exits is lost)."""
+        since = self.cpu_start if since is None else since
+        ticks = sum(last - since.get(pid, 0) for pid, last in self.cpu_last.items())
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def _watch_first_output(self) -> None:
+        info = self._get("")
+        source = next(v for v in info["vertices"] if v["name"].startswith("Source: raw_events"))
+        values = self._get(f"/vertices/{source['id']}/subtasks/metrics?get=numRecordsOut")
+        if any((value.get("sum") or 0) > 0 for value in values):
+            self.first_output_at = time.monotonic()
+            self.sample_cpu()
+            self.cpu_at_first_output = dict(self.cpu_last)
+
+    def _get(self, path: str):
+        with urllib.request.urlopen(self.base + path, timeout=10) as response:
+            return json.loads(response.read())
+
+    def run(self) -> None:
+        while self.first_output_at is None and not self._done.wait(0.25):
+            try:
+                self._watch_first_output()
+            except (OSError, KeyError, StopIteration):
+                continue  # the REST endpoint, the job or its metrics are not up yet
+        while not self._done.wait(POLL_S):
+            self.sample_cpu()
+            try:
+                self.poll()
+            except (OSError, KeyError, ValueError):
+                continue  # the REST endpoint is not up yet, already gone with the job, or mid-change
+
+    def poll(self) -> None:
+        info = self._get("")
+        if info["state"] in ("RESTARTING", "FAILING", "FAILED"):
+            self.failure = f"job {self.job_id} is {info['state']}: see the log under pyflink/log"
+            urllib.request.urlopen(urllib.request.Request(self.base + "?mode=cancel", method="PATCH"), timeout=10)  # cancel
+            return
+        for entry in self._get("/checkpoints").get("history", []):
+            if entry.get("status") == "COMPLETED":
+                self.checkpoints[entry["id"]] = {
+                    "id": entry["id"], "state_bytes": entry["state_size"],
+                    "checkpointed_bytes": entry["checkpointed_size"],
+                    "duration_ms": entry["end_to_end_duration"]}
+        if self.sample_busy:
+            for vertex in info["vertices"]:
+                if vertex["status"] != "RUNNING":
+                    continue
+                values = self._get(f"/vertices/{vertex['id']}/subtasks/metrics?get=busyTimeMsPerSecond")
+                for value in values:
+                    if value.get("max") is not None:
+                        self.busy.setdefault(vertex["name"], []).append(float(value["max"]))
+
+    def busy_summary(self) -> list[dict]:
+        rows = [{"vertex": name, "busy_share": statistics.mean(v) / 1000.0, "samples": len(v)}
+                for name, v in self.busy.items() if v]
+        return sorted(rows, key=lambda r: -r["busy_share"])
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=30)
+        self.sample_cpu()
+        try:
+            self.poll()  # the last checkpoints
+        except OSError:
+            pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclude_pids: set[int]) -> dict:
+    records, stats = generate(users, 3 * n)
+    with tempfile.TemporaryDirectory(prefix="freshrank-bench-features-") as tmp:
+        runs = {}
+        for label, part in (("n", records[:n]), ("3n", records)):
+            run_id = uuid.uuid4().hex[:8]
+            cfg = run_config(base, run_id, Path(tmp) / run_id)
+            create_topics(cfg, log=lambda *_: None)
+            _produce(cfg.kafka.bootstrap, cfg.kafka.topics.events, part)
+            print(f"  run {label}: {len(part):,} events on {cfg.kafka.topics.events} ...", flush=True)
+            run = run_job(cfg, connector_jar, sample=label == "3n", exclude_pids=exclude_pids)
+            run["events"] = len(part)
+            run["examples"] = _count(cfg.kafka.bootstrap, cfg.kafka.topics.training_examples)
+            run["dead_letters"] = _count(cfg.kafka.bootstrap, cfg.kafka.topics.dlq)
+            print(f"    {run['seconds']:.1f} s, of which {run['processing_seconds']:.1f} s after the first event "
+                  f"({run['processing_cpu_seconds']:.0f} CPU s); {run['examples']:,} examples, "
+                  f"{len(run['checkpoints'])} checkpoints", flush=True)
+            runs[label] = run
+    small, large = runs["n"], runs["3n"]
+    # From the first event out of the source to the end of the job: deployment and the Python
+    # worker's start are outside it; the end of input (every window closes) and the final
+    # checkpoint are inside, and the n/3n difference cancels them.
+    seconds = large["processing_seconds"] - small["processing_seconds"]
+    cpu_seconds = large["processing_cpu_seconds"] - small["processing_cpu_seconds"]
+    checkpoints = sorted(large["checkpoints"].values(), key=lambda c: c["id"])
+    biggest = max(checkpoints, key=lambda c: c["state_bytes"]) if checkpoints else None
+    return {
+        "users": users, "n": n, "generator": stats,
+        "examples_per_s": (large["examples"] - small["examples"]) / max(seconds, 1e-9),
+        "events_per_s": 2 * n / max(seconds, 1e-9),
+        "examples_per_s_3n_alone": large["examples"] / large["processing_seconds"],
+        "examples_per_event": large["examples"] / large["events"],
+        # Load-independent: what 2n events cost in CPU time (JVM + Python workers), start-up cancelled.
+        "cpu_ms_per_event": 1000 * cpu_seconds / (2 * n),
+        "examples_per_cpu_s": (large["examples"] - small["examples"]) / max(cpu_seconds, 1e-9),
+        "state_bytes": biggest["state_bytes"] if biggest else None,
+        "state_bytes_per_distinct_user": biggest["state_bytes"] / stats["distinct_users"] if biggest else None,
+        "runs": {label: {k: v for k, v in run.items() if k != "checkpoints"} | {"checkpoints": sorted(
+            run["checkpoints"].values(), key=lambda c: c["id"])} for label, run in runs.items()},
+        "largest_checkpoint": biggest,
+    }
+
+
+def main() -> None:
+    args = parse_args("features", __doc__, [
+        ("--users", {"type": int, "default": 1_000_000, "help": "user id space (default 1,000,000)"}),
+        ("--events", {"type": int, "default": None, "help": "n, events of the short run (default 15,000; --quick 4,000)"})])
+    base = load_config()
+    n = args.events or (4_000 if args.quick else 15_000)
+    artifacts = ensure_artifacts(base.stack)
+    broker = KafkaBroker(base.stack, artifacts)
+    started_here = broker.pid() is None
+    if started_here:
+        Stack(base).up(flink=False)
+    try:
+        figures = measure(base, str(artifacts.connector_jar), args.users, n,
+                          exclude_pids={pid for pid in [broker.pid()] if pid and started_here})
+    finally:
+        if started_here:
+            broker.stop()
+
+    gen, large = figures["generator"], figures["runs"]["3n"]
+    figures["target_examples_per_s"] = TARGET_EXAMPLES_PER_S
+    figures["state_backend"] = base.job.state_backend
+    print()
+    print_table(["run", "events", "examples", "dead letters", "job s", "processing s", "processing CPU s",
+                 "checkpoints"],
+                [[label, r["events"], r["examples"], r["dead_letters"], r["seconds"], r["processing_seconds"],
+                  r["processing_cpu_seconds"], len(r["checkpoints"])] for label, r in figures["runs"].items()])
+    if large["busy"]:
+        print("\n  busiest vertices in the 3n run (share of time busy, max over subtasks):")
+        for row in large["busy"][:4]:
+            print(f"    {row['busy_share']:5.0%}  {row['vertex'][:110]}")
+    state = figures["state_bytes"]
+    rows = [
+        ("users (id space) / seen in 3n", f"{figures['users']:,} / {gen['distinct_users']:,} "
+                                          f"({gen['n_items_initial']:,} items at the start)"),
+        ("events, n and 3n", f"{figures['n']:,} and {3 * figures['n']:,} "
+                             f"({gen['event_time_span_s'] / 60:.0f} min of event time in 3n)"),
+        ("examples per event", f"{figures['examples_per_event']:.2f}"),
+        ("examples/s inside Flink", f"{figures['examples_per_s']:,.0f} (target {TARGET_EXAMPLES_PER_S:,}; "
+                                    f"3n run alone {figures['examples_per_s_3n_alone']:,.0f})"),
+        ("events/s inside Flink", f"{figures['events_per_s']:,.0f}"),
+        ("CPU time per event (JVM + Python)", f"{figures['cpu_ms_per_event']:.2f} ms "
+                                              f"({figures['examples_per_cpu_s']:,.0f} examples per CPU second)"),
+        (f"state (largest checkpoint, 3n, {base.job.state_backend})", "n/a" if state is None else
+         f"{state / 1e6:,.1f} MB ({figures['state_bytes_per_distinct_user']:,.0f} B per user seen)"),
+    ]
+    write_report("features", args.json, figures, rows)
+
+
+if __name__ == "__main__":
+    main()
