@@ -292,13 +292,16 @@ class Trainer:
         marked as seen, without it (inference) nothing changes."""
         tables = list(self.tables.values())
         rows, positions = [], []
-        for table, keys in zip(tables, enc.sparse_keys):
+        for f, table in enumerate(tables[:-1]):
+            # Each distinct id is looked up (and counted, with its number of sightings) once.
+            keys, key_index = enc.distinct_keys(f)
             if now_ms is None:
                 unique, inverse, _ = unique_rows(table.lookup(keys, len(keys)), table.used)
             else:
-                unique, inverse = table.observe(keys, now_ms, self._step)
+                counts = np.bincount(key_index, minlength=len(keys))
+                unique, inverse = table.observe(keys, now_ms, self._step, counts)
             rows.append(unique)
-            positions.append(inverse)
+            positions.append(inverse[key_index])
         # Query tokens: distinct buckets first (vectorised), then their rows.
         buckets, token_bucket, occurrences = np.unique(
             enc.token_buckets, return_inverse=True, return_counts=True)

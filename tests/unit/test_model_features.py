@@ -67,3 +67,78 @@ def test_integer_and_mixed_keys_become_strings():
     assert batch.sparse_keys[SPEC.sparse_fields.index("position")] == ["1", "5000", "-2"]
     base[0]["user_id"], base[1]["user_id"] = 42, None  # off-contract, but must not break
     assert encode(base, SPEC).sparse_keys[0][:2] == ["42", ""]
+
+
+def reference_encode(examples, spec):
+    """The plain per-example definition of encode(), which its column-wise fast path must
+    reproduce exactly."""
+    def get(e, f, default):
+        return e.get(f, default)
+
+    n = len(examples)
+    sparse = tuple([("" if get(e, f, "") is None else str(get(e, f, ""))) for e in examples]
+                   for f in spec.sparse_fields)
+    tokens, offsets = [], [0]
+    for e in examples:
+        query = get(e, spec.query_field, "")
+        buckets = query_token_buckets("" if query is None else query, spec.token_buckets)
+        tokens.extend(buckets)
+        offsets.append(offsets[-1] + len(buckets))
+    dense = np.zeros((n, spec.num_dense), dtype=np.float32)
+    for i, e in enumerate(examples):
+        for j, f in enumerate(spec.dense_fields):
+            value = get(e, f, 0.0)
+            dense[i, j] = 0.0 if value is None else np.float32(value)
+    labelled = n > 0 and "click" in examples[0] and "purchase" in examples[0]
+    labels = [np.array([get(e, f, 0) for e in examples], dtype=np.float32) if labelled else None
+              for f in ("click", "purchase")]
+    return dict(sparse_keys=sparse, token_buckets=np.array(tokens, dtype=np.int64),
+                token_offsets=np.array(offsets, dtype=np.int64), dense=dense,
+                ts=np.array([get(e, "ts", 0) for e in examples], dtype=np.int64),
+                click=labels[0], purchase=labels[1])
+
+
+def assert_matches_reference(examples):
+    batch, want = encode(examples, SPEC), reference_encode(examples, SPEC)
+    assert batch.sparse_keys == want["sparse_keys"]
+    assert all(type(k) is str for keys in batch.sparse_keys for k in keys)
+    for name in ("token_buckets", "token_offsets", "dense", "ts", "click", "purchase"):
+        got, expected = getattr(batch, name), want[name]
+        if expected is None:
+            assert got is None, name
+            continue
+        assert got.dtype == expected.dtype and got.shape == expected.shape, name
+        assert np.array_equal(got, expected, equal_nan=got.dtype.kind == "f"), name
+    # The distinct keys the trainer uses: first-seen order, no repeats, and they rebuild the keys.
+    for f, keys in enumerate(batch.sparse_keys):
+        distinct, index = batch.sparse_distinct[f]
+        assert distinct == list(dict.fromkeys(keys))
+        assert index.dtype == np.int64 and [distinct[i] for i in index.tolist()] == keys
+        assert batch.distinct_keys(f)[0] == distinct
+
+
+def test_fast_encode_matches_the_per_example_definition():
+    from freshrank.datagen import EventGenerator, GeneratorConfig
+
+    assert_matches_reference(make_examples(500, seed=4))
+    datagen = list(EventGenerator(GeneratorConfig(seed=3, n_users=50, n_items_initial=40))
+                   .examples(400))
+    assert_matches_reference(datagen)
+    assert_matches_reference(datagen[:1])
+    assert_matches_reference([])
+
+
+def test_fast_encode_matches_the_definition_on_off_contract_values():
+    examples = make_examples(60, seed=5)
+    odd = [None, 7, "7", True, 1, 2.5, "", ["a"], float("nan"), -3, "x y"]
+    for i, e in enumerate(examples):
+        e["user_id"] = odd[i % len(odd)]  # ids that print alike, unhashable, null, bool...
+        e["brand"] = [3, None, 3, 4][i % 4]  # ints and null, no clash
+        e["hour"] = [1, True][i % 2]  # True == 1 but prints "True"
+        e["position"] = [5, "5"][i % 2]  # two values, one key
+        e["query"] = [None, "", "red shoe", "  shoe"][i % 4]
+        e["price"] = [None, float("nan"), 3, 2.5][i % 4]
+        if i % 7 == 0:
+            del e["category"], e["u_click_1h"]
+    assert_matches_reference(examples)
+    assert_matches_reference([dict(e, hour=i % 3) for i, e in enumerate(examples)])

@@ -185,3 +185,41 @@ def test_table_invariants_under_random_traffic(batches_, admit_after, eviction):
         assert all(table.row_keys[r] == k for k, r in table.index.items())
         assert set(table.free_rows).isdisjoint(live) and DEFAULT_ROW not in table.free_rows
         assert set(table.index).isdisjoint(table.pending)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 30), min_size=1, max_size=40),
+                          st.integers(0, 400)), min_size=1, max_size=25),
+       st.integers(1, 3), st.sampled_from(["lru", "lfu"]))
+def test_distinct_keys_with_counts_equal_keys_with_repeats(batches_, admit_after, eviction):
+    # The trainer looks up each distinct id of a batch once, with its number of sightings
+    # (first-seen order); the table must end up exactly as if it had seen every occurrence.
+    args = dict(capacity=8, admit_after=admit_after, eviction=eviction, expire_after_ms=300)
+    repeated, distinct = make_table(**args), make_table(**args)
+    for table in (repeated, distinct):
+        table.forget_removed(-1)
+        table.delta_entries(-1)  # start tracking pending changes
+    now, step = 0, 0
+    for ids, advance in batches_:
+        now, step = now + advance, step + 1
+        keys = [f"k{i}" for i in ids]
+        unique, inverse = repeated.observe(keys, now, step)
+        first_seen = list(dict.fromkeys(keys))
+        index = np.array([first_seen.index(k) for k in keys])
+        unique_d, inverse_d = distinct.observe(first_seen, now, step,
+                                               np.bincount(index, minlength=len(first_seen)))
+        assert np.array_equal(unique, unique_d)
+        assert np.array_equal(inverse, inverse_d[index])
+        for table in (repeated, distinct):
+            table.unpin_all()
+            table.maybe_expire(now, step)
+        assert repeated.index == distinct.index and repeated.pending == distinct.pending
+        assert list(repeated.pending) == list(distinct.pending)  # order breaks pruning ties
+        assert list(repeated.index) == list(distinct.index)  # same admission order
+        assert repeated.pending_changed == distinct.pending_changed
+        assert repeated.row_keys == distinct.row_keys and repeated.free_rows == distinct.free_rows
+        for name in ("last_seen", "hits", "updated_step", "slot_step", "alive", "pinned"):
+            assert np.array_equal(getattr(repeated, name), getattr(distinct, name)), name
+        assert (repeated.admitted, repeated.evicted, repeated.expired) == (
+            distinct.admitted, distinct.evicted, distinct.expired)
+        assert repeated.removed == distinct.removed

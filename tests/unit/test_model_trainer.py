@@ -192,6 +192,36 @@ def test_deterministic_mode_gives_bit_identical_weights(restore_determinism_flag
     assert a.counters() == b.counters()
 
 
+
+def test_distinct_key_path_learns_exactly_like_per_example_keys(restore_determinism_flag):
+    # encode() hands the trainer each field's distinct keys; a batch built without them (or
+    # dicts) must train to bit-identical weights, rows and counters.
+    import dataclasses
+
+    from model.features import encode
+
+    data = stream(n=1000, size=125)
+
+    def run(prepare):
+        trainer = small_trainer(model={"admit_after": 2, "capacity": 150}, deterministic=True)
+        for b in data:
+            trainer.step(prepare(trainer, b))
+        return trainer
+
+    runs = [run(lambda t, b: b),
+            run(lambda t, b: dataclasses.replace(encode(b, t.spec), sparse_distinct=None))]
+    a, b = runs
+    for name in a.tables:
+        assert torch.equal(a.tables[name].weight, b.tables[name].weight), name
+        assert torch.equal(a.tables[name].accumulator, b.tables[name].accumulator), name
+        assert a.tables[name].index == b.tables[name].index, name
+    for p, q in zip(a.network.state_dict().values(), b.network.state_dict().values()):
+        assert torch.equal(p, q)
+    assert a.counters() == b.counters() and a.counters()["evicted"] > 0
+    probe = data[0]
+    assert np.array_equal(a.predict(probe), b.predict(
+        dataclasses.replace(encode(probe, b.spec), sparse_distinct=None)))
+
 def test_anchor_pulls_towards_published_weights():
     data = stream(n=2000)
 
