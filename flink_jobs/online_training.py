@@ -102,7 +102,7 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
 
 def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
     """Raw events to dead letters, online features and labelled examples on the examples topic."""
-    # 1. Validate and clean: one Python call per raw record.
+    # 1. Validate and clean: a vectorised Python function, one call per Arrow batch of raw records.
     raw = t_env.sql_query(
         "SELECT `value`, `topic`, `partition`, `offset`, "
         "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events")
@@ -123,7 +123,8 @@ def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
     # 2. Deduplicate by event_id: a processing-time OVER count numbers the copies of each id (JVM
     # state with TTL, append-only), copy 1 goes on, later copies are only counted.
     numbered = t_env.sql_query(
-        "SELECT event_id, type, ts, event_time, user_id, session_id, request_id, query, items, item_id, "
+        "SELECT event_id, type, ts, event_time, user_id, session_id, request_id, query, "
+        "item_ids, item_positions, item_prices, item_categories, item_brands, item_id, "
         "price, quantity, category, brand, device, platform, "
         "COUNT(*) OVER (PARTITION BY event_id ORDER BY pt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS copy "
         "FROM checked WHERE ok")

@@ -1,12 +1,14 @@
--- One row per impressed item, carrying the user's features as of the impression.
+-- One row per impressed item, carrying the user's features as of the impression. The validator
+-- ships an impression's items as parallel arrays (item k is element k of each; arrays are 1-based).
 CREATE TEMPORARY VIEW impression_items AS
 SELECT u.event_id, u.rowtime, u.ts, u.user_id, u.request_id,
   COALESCE(u.query, '') AS query, COALESCE(u.device, '') AS device, COALESCE(u.platform, '') AS platform,
-  it.item_id, it.`position`, it.price, COALESCE(it.category, '') AS category, COALESCE(it.brand, '') AS brand,
+  it.item_id, u.item_positions[it.k] AS `position`, u.item_prices[it.k] AS price,
+  COALESCE(u.item_categories[it.k], '') AS category, COALESCE(u.item_brands[it.k], '') AS brand,
   u.u_click_5m, u.u_click_1h, u.u_click_24h, u.u_cart_1h, u.u_purchase_24h,
   CAST(1 AS DOUBLE) AS is_impr, CAST(0 AS DOUBLE) AS is_item_click
 FROM user_features u
-CROSS JOIN UNNEST(u.items) AS it(item_id, `position`, price, category, brand)
+CROSS JOIN UNNEST(u.item_ids) WITH ORDINALITY AS it(item_id, k)
 WHERE u.type = 'impression';
 
 -- Impressions and clicks of each item in one time-ordered stream, for the item's counters.
