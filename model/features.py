@@ -150,12 +150,17 @@ def _column(examples: Sequence[Mapping[str, Any]], field: str, default: Any) -> 
         return [e.get(field, default) for e in examples]
 
 
+# Positions as ready-made int objects: iterating them allocates nothing, unlike range().
+_POSITIONS = list(range(8192))
+
+
 def _dedupe(column: Sequence[Any]) -> tuple[list, np.ndarray]:
     """Distinct values of `column` in first-seen order, and each value's index among them."""
     n = len(column)
     first: dict = {}
     # One C-level pass: setdefault returns the position where the value was first seen.
-    seen_at = np.array(list(map(first.setdefault, column, range(n))), dtype=np.int64)
+    positions = _POSITIONS if n <= len(_POSITIONS) else range(n)
+    seen_at = np.array(list(map(first.setdefault, column, positions)), dtype=np.int64)
     distinct = list(first)
     if len(distinct) == n:
         return distinct, seen_at  # all distinct: seen_at is 0..n-1

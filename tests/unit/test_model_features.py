@@ -142,3 +142,13 @@ def test_fast_encode_matches_the_definition_on_off_contract_values():
             del e["category"], e["u_click_1h"]
     assert_matches_reference(examples)
     assert_matches_reference([dict(e, hour=i % 3) for i, e in enumerate(examples)])
+
+
+def test_dedupe_keeps_first_seen_order_on_short_and_long_columns():
+    from model.features import _dedupe
+
+    for n in (0, 1, 5, 9000):  # 9000: longer than the ready-made positions
+        column = [f"k{(i * 7919) % 1000}" for i in range(n)]
+        distinct, index = _dedupe(column)
+        assert distinct == list(dict.fromkeys(column))
+        assert index.dtype == np.int64 and [distinct[i] for i in index.tolist()] == column
