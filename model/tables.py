@@ -20,7 +20,7 @@ import heapq
 import json
 import struct
 import sys
-from collections import Counter
+from collections import Counter, deque
 from itertools import repeat
 from typing import Iterable, Mapping, Sequence
 
@@ -35,6 +35,8 @@ _ROW_HEADER = struct.Struct("<qqqqfI")
 _PENDING_VALUE = struct.Struct("<q")  # packed (last_seen << _COUNT_BITS | count)
 _COUNT_BITS = 20
 _COUNT_MASK = (1 << _COUNT_BITS) - 1
+# Event times (ms) below this keep packed pending values inside int64 (until the year 2248).
+_VECTOR_CLOCK_LIMIT = 1 << (63 - _COUNT_BITS)
 
 
 def unique_rows(rows: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,11 +172,20 @@ class EmbeddingTable:
         missing = np.flatnonzero(rows == DEFAULT_ROW)
         if len(missing):
             missing_keys = list(map(keys.__getitem__, missing.tolist()))
-            sightings = counts[missing].tolist() if counts is not None else None
-            ready = self._count_pending(missing_keys, sightings, now_ms)
-            if ready:
-                self._admit(ready, now_ms, step)
-                rows[missing] = self.lookup(missing_keys, len(missing_keys))
+            if counts is None:
+                # Counter tallies repeated keys in C, in first-seen order.
+                tally = Counter(missing_keys)
+                distinct = list(tally)
+                sightings = np.fromiter(tally.values(), np.int64, len(tally))
+            else:
+                distinct, sightings = missing_keys, counts[missing]
+            ready = self._count_pending(distinct, sightings, now_ms)
+            if len(ready):
+                admitted = self._admit([distinct[i] for i in ready.tolist()], now_ms, step)
+                if counts is None:
+                    rows[missing] = self.lookup(missing_keys, len(missing_keys))
+                elif admitted:  # the first len(admitted) ready ids got these rows
+                    rows[missing[ready[:len(admitted)]]] = admitted
         unique, inverse, row_counts = unique_rows(rows, self.used)
         if counts is not None:
             row_counts = np.bincount(inverse, weights=counts,
@@ -185,27 +196,42 @@ class EmbeddingTable:
         self.pinned[unique] = True
         return unique, inverse
 
-    def _count_pending(self, keys: list[str], sightings: list[int] | None, now_ms: int
-                       ) -> list[str]:
-        """Add sightings (one per key, or `sightings`) of unadmitted ids; returns the distinct
-        ids now admissible."""
-        # Counter tallies repeated keys in C (in first-seen order), so the loop below runs once
-        # per distinct id instead of once per occurrence.
-        tally = Counter(keys) if sightings is None else dict(zip(keys, sightings))
+    def _count_pending(self, keys: list[str], sightings: np.ndarray, now_ms: int) -> np.ndarray:
+        """Add `sightings` (int64, one count per key) of the distinct, unadmitted ids `keys`;
+        returns the positions (in `keys`) of those now admissible, in order."""
+        pending = self.pending
+        if not 0 <= now_ms < _VECTOR_CLOCK_LIMIT:  # packed values would not fit in int64
+            return self._count_pending_loop(keys, sightings.tolist(), now_ms)
+        # Vectorised: read the counts in C, add in numpy, write back with one dict.update (in
+        # key order, so the pending map keeps the order the one-by-one loop gave it).
+        before = np.fromiter(map(pending.get, keys, repeat(0)), np.int64, len(keys))
+        counts = (before & _COUNT_MASK) + sightings
+        np.minimum(counts, _COUNT_MASK, out=counts)  # only an id without a row counts this far
+        pending.update(zip(keys, (counts | (now_ms << _COUNT_BITS)).tolist()))
+        ready = np.flatnonzero(counts >= self.admit_after)
+        self._note_pending(keys)
+        if len(pending) > self.max_pending:
+            self._prune_pending(keep=self.max_pending // 2,
+                                protect=[keys[i] for i in ready.tolist()])
+        return ready
+
+    def _count_pending_loop(self, keys: list[str], sightings: list[int], now_ms: int
+                            ) -> np.ndarray:
+        """`_count_pending` one id at a time (any clock value; the reference for the tests)."""
         ready = []
         pending, admit_after, stamp = self.pending, self.admit_after, now_ms << _COUNT_BITS
         get = pending.get
-        for key, seen in tally.items():
+        for i, (key, seen) in enumerate(zip(keys, sightings)):
             count = (get(key, 0) & _COUNT_MASK) + seen
             if count > _COUNT_MASK:  # only an id that could not get a row counts this far
                 count = _COUNT_MASK
             pending[key] = stamp | count
             if count >= admit_after:
-                ready.append(key)
-        self._note_pending(tally)
+                ready.append(i)
+        self._note_pending(keys)
         if len(pending) > self.max_pending:
-            self._prune_pending(keep=self.max_pending // 2, protect=ready)
-        return ready
+            self._prune_pending(keep=self.max_pending // 2, protect=[keys[i] for i in ready])
+        return np.array(ready, dtype=np.int64)
 
     def _prune_pending(self, keep: int, protect: Iterable[str] = ()) -> None:
         # Forget the ids seen longest ago; they start counting again if they come back.
@@ -228,12 +254,12 @@ class EmbeddingTable:
         keys = keys[:len(rows)]  # when every row is pinned, the rest stay pending
         if not rows:
             return []
-        for key, row in zip(keys, rows):
-            self.index[key] = row
-            self.row_keys[row] = key
-            del self.pending[key]
-            if self.removed is not None:
-                self.removed.pop(key, None)
+        # One C-level pass each instead of a Python loop over the new ids.
+        self.index.update(zip(keys, rows))
+        deque(map(self.row_keys.__setitem__, rows, keys), maxlen=0)
+        deque(map(self.pending.pop, keys), maxlen=0)
+        if self.removed:
+            deque(map(self.removed.pop, keys, repeat(None)), maxlen=0)
         rows_np = np.asarray(rows, dtype=np.int64)
         rows_t = torch.from_numpy(rows_np).to(self.device)
         # A new row starts as the default row, so admission leaves predictions unchanged.

@@ -223,3 +223,26 @@ def test_distinct_keys_with_counts_equal_keys_with_repeats(batches_, admit_after
         assert (repeated.admitted, repeated.evicted, repeated.expired) == (
             distinct.admitted, distinct.evicted, distinct.expired)
         assert repeated.removed == distinct.removed
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 4)), min_size=1,
+                         max_size=20, unique_by=lambda t: t[0]), min_size=1, max_size=12),
+       st.integers(1, 3))
+def test_vectorised_pending_counts_equal_the_one_by_one_loop(batches_, admit_after):
+    fast, loop = make_table(capacity=6, admit_after=admit_after), make_table(
+        capacity=6, admit_after=admit_after)  # max_pending 6: pruning happens too
+    for table in (fast, loop):
+        table.delta_entries(-1)
+    for now, batch in enumerate(batches_):
+        keys = [f"k{i}" for i, _ in batch]
+        sightings = np.array([n for _, n in batch], dtype=np.int64)
+        ready = fast._count_pending(keys, sightings, now * 1000)
+        expected = loop._count_pending_loop(keys, sightings.tolist(), now * 1000)
+        assert np.array_equal(ready, expected)
+        assert list(fast.pending.items()) == list(loop.pending.items())
+        assert fast.pending_changed == loop.pending_changed
+    # A clock too large for packed int64 values takes the loop.
+    far = make_table(admit_after=2)
+    assert list(far._count_pending(["a", "b"], np.array([2, 1]), 1 << 50)) == [0]
+    assert far.pending_count("a") == 2 and far.pending["b"] >> 20 == 1 << 50
