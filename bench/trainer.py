@@ -1,6 +1,7 @@
 """Training throughput of the incremental trainer, next to a plain PyTorch peer.
 
     python -m bench.trainer [--quick] [--json PATH] [--batch-sizes 1024,4096] [--threads 1,2]
+                            [--no-keep-freed-memory]
 
 Both models are the default ModelConfig (9 embedding fields of dim 16, DeepFM MLP (64, 32), two
 heads) and learn from the same stream, one micro-batch per step, prequential metrics included.
@@ -114,13 +115,13 @@ def timed_rounds(steps: dict[str, Callable], inputs: dict[str, list], rounds: in
     return rates
 
 
-def run(stream: list[dict], stream_name: str, batch_size: int, threads: int, quick: bool
-        ) -> dict:
+def run(stream: list[dict], stream_name: str, batch_size: int, threads: int, quick: bool,
+        keep_freed_memory: bool = True) -> dict:
     torch.set_num_threads(threads)
     rounds, per_round = (3, 4) if quick else (5, 6)
     chunks = batches(stream, batch_size)
     config = ModelConfig()
-    ours = Trainer(config, TrainerConfig())
+    ours = Trainer(config, TrainerConfig(keep_freed_memory=keep_freed_memory))
     peer = PeerDeepFM(config)
     encoded = [encode(b, ours.spec) for b in chunks]
     warmup = len(chunks) // 2  # fill the tables first: measure the steady state
@@ -161,6 +162,9 @@ def main() -> None:
         ("--batch-sizes", {"default": None, "help": "comma-separated micro-batch sizes"}),
         ("--threads", {"default": None, "help": "comma-separated torch thread counts "
                                                   "(default: 1 and torch's default)"}),
+        ("--no-keep-freed-memory", {"action": "store_true",
+                                    "help": "leave glibc's malloc trimming on (process-wide, "
+                                            "both models; see TrainerConfig.keep_freed_memory)"}),
     ])
     sizes = ([int(s) for s in args.batch_sizes.split(",")] if args.batch_sizes
              else [HEADLINE_BATCH] if args.quick else [1024, HEADLINE_BATCH])
@@ -172,7 +176,8 @@ def main() -> None:
     runs = []
     for name in streams:
         stream = make_stream(name, n_examples)
-        runs += [run(stream, name, size, t, args.quick) for size in sizes for t in threads]
+        runs += [run(stream, name, size, t, args.quick, not args.no_keep_freed_memory)
+                 for size in sizes for t in threads]
     headline_runs = [r for r in runs if r["stream"] == HEADLINE_STREAM
                      and r["batch_size"] == (HEADLINE_BATCH if HEADLINE_BATCH in sizes
                                              else sizes[-1])]
@@ -208,6 +213,7 @@ def main() -> None:
         "stream": headline["stream"],
         "target_examples_per_s": TARGET_EXAMPLES_PER_S,
         "target_met": headline["median"]["ours/dicts"] >= TARGET_EXAMPLES_PER_S,
+        "keep_freed_memory": not args.no_keep_freed_memory,
         "model": ModelConfig().to_dict(),
         "streams": {"datagen": DATAGEN, "longtail": LONGTAIL},
         "quick": args.quick,

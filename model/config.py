@@ -159,6 +159,9 @@ class TrainerConfig:
     device: str = "auto"
     # torch intra-op threads; None leaves torch's setting alone.
     num_threads: int | None = None
+    # Process-wide (glibc): keep memory freed between steps in the heap instead of returning it
+    # to the OS and faulting it back in at the next step (model.trainer.keep_freed_memory).
+    keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         _require(self.sparse_lr > 0, f"sparse_lr must be > 0, got {self.sparse_lr}")

@@ -10,6 +10,7 @@ No Flink here: the PyFlink operator drives `step`, publishes `changed_rows` and 
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 from collections import deque
@@ -99,6 +100,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 64 << 20) -> bool:
+    """Process-wide (glibc only): reuse freed heap memory instead of handing it back to the OS.
+
+    A training step allocates and frees tens of MB of activations and gradients. With glibc's
+    defaults the top of the heap is trimmed after every step and the next step faults those pages
+    back in: ~3,000 page faults per 4,096-example step, about a fifth of the step on the 2-vCPU
+    development VM. Blocks under `mmap_threshold` (32 MiB is glibc's maximum) then come from the
+    heap, and up to `trim_threshold` of free heap is kept. Changes no result. Returns False where
+    mallopt is unavailable or refuses (not glibc).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+                and mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
 def enable_determinism() -> None:
     """Process-wide: deterministic kernels only (and a fixed cuBLAS workspace on CUDA)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -119,6 +143,8 @@ class Trainer:
             torch.set_num_threads(tc.num_threads)
         if tc.deterministic:
             enable_determinism()
+        if tc.keep_freed_memory:
+            keep_freed_memory()
 
         rng = np.random.default_rng(mc.seed)
         keep_anchor = tc.anchor_l2 > 0 and tc.anchor_embeddings

@@ -284,3 +284,15 @@ def test_cuda_trainer_learns_like_the_cpu_one():
     np.testing.assert_allclose(cuda.predict(data[-1]), cpu.predict(data[-1]), atol=1e-3)
     restored = Trainer.restore(cuda.snapshot())
     np.testing.assert_array_equal(restored.predict(data[-1]), cuda.predict(data[-1]))
+
+
+def test_keep_freed_memory_is_applied_on_glibc():
+    import platform
+
+    from model.trainer import keep_freed_memory
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory() is True
+    else:
+        assert keep_freed_memory() in (True, False)
+    assert TrainerConfig.from_dict({}).keep_freed_memory  # older snapshots: the default
