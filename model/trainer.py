@@ -318,16 +318,20 @@ class Trainer:
         marked as seen, without it (inference) nothing changes."""
         tables = list(self.tables.values())
         rows, positions = [], []
-        for f, table in enumerate(tables[:-1]):
-            # Each distinct id is looked up (and counted, with its number of sightings) once.
-            keys, key_index = enc.distinct_keys(f)
+        for f, (table, keys) in enumerate(zip(tables, enc.sparse_keys)):
+            distinct = enc.distinct_keys(f)
+            if distinct is not None:
+                # Each distinct id is looked up (and counted, with its sightings) once.
+                keys, key_index = distinct
             if now_ms is None:
                 unique, inverse, _ = unique_rows(table.lookup(keys, len(keys)), table.used)
+            elif distinct is None:
+                unique, inverse = table.observe(keys, now_ms, self._step)
             else:
                 counts = np.bincount(key_index, minlength=len(keys))
                 unique, inverse = table.observe(keys, now_ms, self._step, counts)
             rows.append(unique)
-            positions.append(inverse[key_index])
+            positions.append(inverse if distinct is None else inverse[key_index])
         # Query tokens: distinct buckets first (vectorised), then their rows.
         buckets, token_bucket, occurrences = np.unique(
             enc.token_buckets, return_inverse=True, return_counts=True)
