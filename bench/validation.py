@@ -4,11 +4,13 @@ Generated records (1% malformed) are written to fresh topics; a bounded Kafka so
 the job's validation function (flink_jobs.validation_udf, a pandas function over Arrow batches)
 classifies each one exactly as in the job, and the clean and dead-letter branches go to blackhole
 sinks. Two runs, of n and 3n records, cancel the job's start-up out of the figure: events/s =
-2n / (runtime(3n) - runtime(n)); each run is repeated and its shortest runtime kept, since on a
-shared machine a run is only ever slowed down. Peers, on the same records in this process: the
+2n / (runtime(3n) - runtime(n)), after an untimed warm-up run; each run is repeated and its
+shortest runtime kept, since on a shared machine a run is only ever slowed down. Peers, on the same records in this process: the
 plain Python loop over `udfs.validation.validate` (the ratio shows what the Flink hop costs) and
 the job's batch function called directly on pandas batches (what the same work costs without
-Flink's transport).
+Flink's transport). CPU time per event, start-up cancelled the same way, is reported for the
+Python side (a local MiniCluster runs Python functions in this process: PyFlink's loopback mode)
+and the JVM; it is less disturbed by other load on the machine than the wall-clock rate.
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ import site
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from bench._common import parse_args, write_report
 from freshrank.config import REPO_ROOT, load_config
 from freshrank.datagen import EventGenerator, GeneratorConfig
+from freshrank.produce import KafkaTimestamps
 from freshrank.stack import KafkaBroker, Stack, ensure_artifacts
 
 
@@ -31,10 +35,14 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> 
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
                          "compression.type": "lz4"})
+    # Record timestamps follow event time, as in production, so the source's watermark (and the
+    # lateness check against it) does not depend on when the benchmark happened to produce.
+    stamps = KafkaTimestamps()
     for key, value in records:
+        ts = stamps.for_record(value)
         while True:
             try:
-                producer.produce(topic, value, key=key)
+                producer.produce(topic, value, key=key, **({"timestamp": ts} if ts else {}))
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -42,7 +50,49 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> 
     producer.flush(60)
 
 
-def _flink_run(cfg, topic: str, connector_jar: str, mode: str) -> float:
+def _process_cpu(exclude: set[int]) -> dict[int, tuple[str, int]]:
+    """Command name and CPU ticks (utime + stime) of every process below this one: the JVM that
+    runs the MiniCluster and its Python workers (`exclude`: the Kafka broker, when started here)."""
+    parents, stats = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        pid = int(stat.parent.name)
+        fields = text[text.rindex(")") + 2:].split()  # proc(5) fields 3..: state, ppid, ...
+        parents[pid] = int(fields[1])
+        stats[pid] = (text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12]))
+    below, frontier = set(), [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in below and pid not in exclude:
+                below.add(pid)
+                frontier.append(pid)
+    return {pid: stats[pid] for pid in below}
+
+
+def _cpu_seconds(exclude: set[int]) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of this process (where a local job runs its Python functions: PyFlink's
+    loopback mode) and of every process below it (the MiniCluster's JVM)."""
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    cpu = {os.getpid(): ("python", own.user + own.system)}
+    cpu.update({pid: (name, ticks / ticks_per_s) for pid, (name, ticks) in _process_cpu(exclude).items()})
+    return cpu
+
+
+def _cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds between two readings, Python processes and the rest (the JVM). A process that
+    started and ended in between is missed: only short-lived helpers do."""
+    used = {"python": 0.0, "jvm": 0.0}
+    for pid, (name, seconds) in after.items():
+        used["python" if name.startswith("python") else "jvm"] += seconds - before.get(pid, (name, 0.0))[1]
+    return used
+
+
+def _flink_run(cfg, topic: str, connector_jar: str, mode: str, exclude: set[int]) -> dict:
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import Schema, StreamTableEnvironment
@@ -78,8 +128,10 @@ def _flink_run(cfg, topic: str, connector_jar: str, mode: str) -> float:
     sinks.add_insert_sql("INSERT INTO clean_sink SELECT event_id, type FROM checked WHERE ok")
     sinks.add_insert_sql("INSERT INTO dlq_sink SELECT dlq FROM checked WHERE NOT ok")
     sinks.attach_as_datastream()
+    before = _cpu_seconds(exclude)
     result = env.execute(f"bench validation {mode}")
-    return result.get_net_runtime() / 1000.0
+    cpu = _cpu_used(before, _cpu_seconds(exclude))
+    return {"seconds": result.get_net_runtime() / 1000.0, "python_cpu_s": cpu["python"], "jvm_cpu_s": cpu["jvm"]}
 
 
 def _plain_python(records: list[tuple[bytes, bytes]], repeat: int) -> float:
@@ -160,6 +212,7 @@ def main() -> None:
     started_here = broker.pid() is None
     if started_here:
         Stack(cfg).up(flink=False)
+    exclude = {broker.pid()} if started_here else set()
     try:
         # Two bounded runs, n and 3n records: the difference of their runtimes is the time of
         # 2n records with the job's start-up (seconds on this machine) cancelled out.
@@ -171,13 +224,22 @@ def main() -> None:
         batch = _batch_function(cfg, records, repeat)
         modes = ("process", "thread") if args.mode == "both" else (args.mode,)
         rates, runtimes = {}, {}
+        cpu_us = {mode: {} for mode in modes}
         for mode in modes:
             runs = {"n": [], "3n": []}
+            # The MiniCluster's JVM is shared by every run here and the first one in it pays for
+            # class loading and JIT compilation: untimed, or it would pad t(n) and inflate the rate.
+            _flink_run(cfg, small, str(artifacts.connector_jar), mode, exclude)
             for _ in range(repeat):
-                runs["n"].append(_flink_run(cfg, small, str(artifacts.connector_jar), mode))
-                runs["3n"].append(_flink_run(cfg, large, str(artifacts.connector_jar), mode))
+                runs["n"].append(_flink_run(cfg, small, str(artifacts.connector_jar), mode, exclude))
+                runs["3n"].append(_flink_run(cfg, large, str(artifacts.connector_jar), mode, exclude))
             runtimes[mode] = runs
-            rates[mode] = 2 * n / max(min(runs["3n"]) - min(runs["n"]), 1e-9)
+            rates[mode] = 2 * n / max(min(r["seconds"] for r in runs["3n"]) - min(r["seconds"] for r in runs["n"]), 1e-9)
+            # CPU per event, start-up cancelled the same way; less disturbed by other load than the
+            # wall-clock rate, since a process that waits for a core uses none.
+            for kind in ("python", "jvm"):
+                extra = min(r[f"{kind}_cpu_s"] for r in runs["3n"]) - min(r[f"{kind}_cpu_s"] for r in runs["n"])
+                cpu_us[mode][kind] = 1e6 * extra / (2 * n)
     finally:
         if started_here:
             broker.stop()
@@ -185,9 +247,12 @@ def main() -> None:
     figures = {"events_per_s": rates[best_mode], "mode": best_mode, "n": n, "repeat": repeat, "runtimes_s": runtimes,
                "events_per_s_by_mode": rates, "plain_python_events_per_s": plain,
                "flink_vs_plain_ratio": rates[best_mode] / plain, "batch_function_events_per_s": batch,
-               "flink_vs_batch_function_ratio": rates[best_mode] / batch}
+               "flink_vs_batch_function_ratio": rates[best_mode] / batch, "cpu_us_per_event_by_mode": cpu_us,
+               "python_events_per_cpu_s": 1e6 / max(cpu_us[best_mode]["python"], 1e-9)}
     rows = [("records", f"{n:,} and {3 * n:,} (1% malformed); rate = 2n / (t(3n) - t(n)), best of {repeat}")]
     rows += [(f"inside Flink, {mode} mode", f"{rate:,.0f} events/s") for mode, rate in rates.items()]
+    rows += [(f"  CPU per event, {mode} mode", f"Python {cpu['python']:.1f} µs, JVM {cpu['jvm']:.1f} µs "
+              f"({1e6 / max(cpu['python'], 1e-9):,.0f} events per Python CPU-second)") for mode, cpu in cpu_us.items()]
     rows += [("plain Python validate() loop", f"{plain:,.0f} events/s"),
              ("job's batch function, no Flink", f"{batch:,.0f} events/s"),
              ("Flink / plain Python", f"{rates[best_mode] / plain:.2f}"),

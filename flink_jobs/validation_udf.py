@@ -126,6 +126,8 @@ class ValidateEvents(ScalarFunction):
         def dlq_position(index: int) -> tuple[str, int, int]:
             return topic.iat[index], int(partition.iat[index]), int(offset.iat[index])
 
+        # The wall clock, for the future-skew check and the dead letters' ingest_ms, is read once
+        # per batch: a batch spans at most python.fn-execution.bundle.time (1 s by default).
         now_ms = int(time.time() * 1000)
         rows, rejected = check_batch(value.tolist(), epoch_ms_column(watermark), now_ms, self.config, dlq_position)
         dead = sum(rejected.values())
