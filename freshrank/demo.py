@@ -87,14 +87,14 @@ def run_demo(cfg: FreshrankConfig, args) -> int:
         print(f"[{time.monotonic() - started:5.0f} s] {text}", flush=True)
 
     stack = Stack(cfg)
-    stack.up(flink=False)
+    stack.up(wait_for_flink=False)
     # Events flow while Flink starts and the job is submitted (a minute or more on 2 busy cores):
     # the job then finds them waiting, and since event time is wall time, the click windows of
     # the first impressions have already closed when it reads them, so negatives come at once.
     stack.spawn("producer", _cli(args, "produce", "-n", "0", "--rate", str(args.rate)))
     say(f"Kafka is up; producing {args.rate:,.0f} events/s in the background")
     flink = FlinkCluster(cfg)
-    flink.start(print)
+    flink.wait_ready()
     say("Flink is up")
     running = [j for j in flink.rest("/jobs/overview").get("jobs", []) if j["state"] == "RUNNING"]
     if running:
