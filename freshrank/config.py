@@ -92,6 +92,7 @@ class StackConfig:
 
 
 JOB_STAGES = ("all", "features", "training")
+STATE_BACKENDS = ("rocksdb", "hashmap")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,10 @@ class JobConfig:
     checkpoint_timeout_ms: int = 600_000  # training steps hold barriers; be generous
     transaction_timeout_ms: int = 900_000  # Kafka sink transactions; > checkpoint interval + restart time
     state_backend: str = "rocksdb"  # rocksdb (incremental checkpoints) or hashmap
+    # The state backend of a job that runs only the feature stage (stages = "features"): '' -> state_backend.
+    # One job has one backend, so with stages = "all" state_backend applies (RocksDB, which the
+    # trainer's incremental checkpoints need) and this must be '' or equal to it.
+    features_state_backend: str = "hashmap"
     checkpoint_dir: str = ""  # '' -> <stack state dir>/checkpoints
     watermark_delay_ms: int = 5_000  # bounded out-of-orderness of event time
     idle_partition_timeout_ms: int = 10_000  # an idle partition stops holding the watermark back
@@ -125,8 +130,10 @@ class JobConfig:
     def __post_init__(self) -> None:
         _require(self.parallelism >= 1, "job.parallelism", "must be >= 1")
         _require(self.checkpoint_interval_ms >= 100, "job.checkpoint_interval_ms", "must be >= 100")
-        _require(self.state_backend in ("rocksdb", "hashmap"), "job.state_backend",
+        _require(self.state_backend in STATE_BACKENDS, "job.state_backend",
                  f"must be 'rocksdb' or 'hashmap', got {self.state_backend!r}")
+        _require(self.features_state_backend in ("", *STATE_BACKENDS), "job.features_state_backend",
+                 f"must be '', 'rocksdb' or 'hashmap', got {self.features_state_backend!r}")
         for name in ("watermark_delay_ms", "idle_partition_timeout_ms", "dedup_ttl_ms",
                      "click_window_ms", "purchase_window_ms", "batch_interval_ms",
                      "publish_interval_ms"):
@@ -143,6 +150,13 @@ class JobConfig:
                  "must be >= 0")
         _require(self.purchase_window_ms >= self.click_window_ms, "job.purchase_window_ms",
                  "must be >= job.click_window_ms")
+
+    def job_state_backend(self) -> str:
+        """The backend this job runs with: features_state_backend when it runs only the feature
+        stage, state_backend otherwise (the trainer needs RocksDB's incremental checkpoints)."""
+        if self.stages == "features" and self.features_state_backend:
+            return self.features_state_backend
+        return self.state_backend
 
 
 @dataclass(frozen=True)
