@@ -45,6 +45,7 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
     conf.set_string("restart-strategy.fixed-delay.attempts", "1000")
     conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
     conf.set_string("state.backend.type", job.job_state_backend())
+    conf.set_string("pipeline.object-reuse", str(job.job_object_reuse()).lower())
     conf.set_string("execution.checkpointing.incremental", "true")
     conf.set_string("execution.checkpointing.dir", cfg.checkpoint_dir().as_uri())
     # A cancelled or crashed job can be resubmitted from its last checkpoint (`-s`).

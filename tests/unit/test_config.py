@@ -70,3 +70,11 @@ def test_the_feature_stage_alone_runs_on_its_own_state_backend():
 def test_a_bad_feature_stage_backend_names_the_setting():
     with pytest.raises(ConfigError, match=r"job\.features_state_backend"):
         load_config(env={"FRESHRANK_JOB__FEATURES_STATE_BACKEND": "memory"})
+
+
+def test_object_reuse_only_for_the_feature_stage_alone():
+    assert load_config(env={}).job.job_object_reuse() is False
+    assert load_config(env={"FRESHRANK_JOB__STAGES": "training"}).job.job_object_reuse() is False
+    assert load_config(env={"FRESHRANK_JOB__STAGES": "features"}).job.job_object_reuse() is True
+    assert load_config(env={"FRESHRANK_JOB__STAGES": "features",
+                            "FRESHRANK_JOB__FEATURES_OBJECT_REUSE": "false"}).job.job_object_reuse() is False
