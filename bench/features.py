@@ -5,11 +5,11 @@
 The job's own feature stage (flink_jobs.online_training with job.stages = "features": validation
 UDF, deduplication, user and item OVER windows, label joins, and the Kafka sinks of examples,
 online features and dead letters, exactly-once) runs in a MiniCluster with the job's environment
-(checkpoints every 5 s, parallelism 1, the state backend of a features-only job:
-job.features_state_backend, the heap backend by default; FRESHRANK_JOB__FEATURES_STATE_BACKEND=rocksdb
-measures RocksDB with incremental checkpoints, the backend of a job with stages = "all"). `--flink`
-adds Flink options on top of the job's own, to compare settings (e.g.
-`--flink pipeline.object-reuse=true`). It reads a fresh topic of generated
+(checkpoints every 5 s, parallelism 1, and the settings of a features-only job: the heap state
+backend and object reuse by default, job.features_state_backend and job.features_object_reuse;
+FRESHRANK_JOB__FEATURES_STATE_BACKEND=rocksdb FRESHRANK_JOB__FEATURES_OBJECT_REUSE=false measures
+the settings of a job with stages = "all"). `--flink KEY=VALUE` adds Flink options on top of the
+job's own, to compare settings. It reads a fresh topic of generated
 events (freshrank.datagen, user ids drawn from `--users` ids, Kafka timestamp = event time as in
 production) through the job's source made bounded, so the job ends when the topic is read and the
 end of input closes every window. Each run is timed from the first event out of the source's
@@ -290,6 +290,10 @@ class Monitor(threading.Thread):
             pass
 
 
+def _fmt_rate(rate: float | None) -> str:
+    return "n/a (the 3n run took no longer than the n run: the load changed)" if rate is None else f"{rate:,.0f}"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -326,8 +330,9 @@ def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclu
     biggest = max(checkpoints, key=lambda c: c["state_bytes"]) if checkpoints else None
     return {
         "users": users, "n": n, "generator": stats,
-        "examples_per_s": (large["examples"] - small["examples"]) / max(seconds, 1e-9),
-        "events_per_s": 2 * n / max(seconds, 1e-9),
+        # None when the 3n run took no longer than the n run: the machine's load swung between them.
+        "examples_per_s": (large["examples"] - small["examples"]) / seconds if seconds > 0 else None,
+        "events_per_s": 2 * n / seconds if seconds > 0 else None,
         "examples_per_s_3n_alone": large["examples"] / large["processing_seconds"],
         "examples_per_event": large["examples"] / large["events"],
         # Load-independent: what 2n events cost in CPU time (JVM + Python workers), start-up cancelled.
@@ -365,8 +370,11 @@ def main() -> None:
 
     gen, large = figures["generator"], figures["runs"]["3n"]
     figures["target_examples_per_s"] = TARGET_EXAMPLES_PER_S
-    state_backend = dataclasses.replace(base.job, stages="features").job_state_backend()
+    features_job = dataclasses.replace(base.job, stages="features")
+    state_backend = features_job.job_state_backend()
+    object_reuse = flink_options.get("pipeline.object-reuse", str(features_job.job_object_reuse()).lower())
     figures["state_backend"] = state_backend
+    figures["object_reuse"] = object_reuse
     figures["flink_options"] = flink_options
     print()
     print_table(["run", "events", "examples", "dead letters", "job s", "processing s", "processing CPU s",
@@ -383,12 +391,12 @@ def main() -> None:
                                           f"({gen['n_items_initial']:,} items at the start)"),
         ("events, n and 3n", f"{figures['n']:,} and {3 * figures['n']:,} "
                              f"({gen['event_time_span_s'] / 60:.0f} min of event time in 3n)"),
-        ("state backend, extra Flink options", f"{state_backend}, "
+        ("state backend, object reuse, extra Flink options", f"{state_backend}, {object_reuse}, "
                                                + (", ".join(f"{k}={v}" for k, v in flink_options.items()) or "none")),
         ("examples per event", f"{figures['examples_per_event']:.2f}"),
-        ("examples/s inside Flink", f"{figures['examples_per_s']:,.0f} (target {TARGET_EXAMPLES_PER_S:,}; "
+        ("examples/s inside Flink", f"{_fmt_rate(figures['examples_per_s'])} (target {TARGET_EXAMPLES_PER_S:,}; "
                                     f"3n run alone {figures['examples_per_s_3n_alone']:,.0f})"),
-        ("events/s inside Flink", f"{figures['events_per_s']:,.0f}"),
+        ("events/s inside Flink", _fmt_rate(figures['events_per_s'])),
         ("CPU time per event (JVM + Python)", f"{figures['cpu_ms_per_event']:.2f} ms "
                                               f"({figures['examples_per_cpu_s']:,.0f} examples per CPU second)"),
         (f"state (largest checkpoint, 3n, {state_backend})", "n/a" if state is None else
