@@ -31,7 +31,9 @@ from freshrank.config import FreshrankConfig, load_config
 log = logging.getLogger("freshrank.job")
 
 
-def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None) -> Configuration:
+def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
+                        extra: dict[str, str] | None = None) -> Configuration:
+    """The job's Flink settings; `extra` (Flink option -> value) is applied last (benchmarks)."""
     job = cfg.job
     conf = Configuration()
     if connector_jar:
@@ -42,7 +44,8 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None) -> Conf
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", "1000")
     conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
-    conf.set_string("state.backend.type", job.state_backend)
+    conf.set_string("state.backend.type", job.job_state_backend())
+    conf.set_string("pipeline.object-reuse", str(job.job_object_reuse()).lower())
     conf.set_string("execution.checkpointing.incremental", "true")
     conf.set_string("execution.checkpointing.dir", cfg.checkpoint_dir().as_uri())
     # A cancelled or crashed job can be resubmitted from its last checkpoint (`-s`).
@@ -51,11 +54,13 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None) -> Conf
     # One TTL covers every non-windowed SQL state: the dedup ids, but also idle keys of the OVER
     # windows, which must outlive the longest feature window or a quiet user's 24 h count breaks.
     conf.set_string("table.exec.state.ttl", f"{max(job.dedup_ttl_ms, LONGEST_FEATURE_WINDOW_MS)} ms")
+    for key, value in (extra or {}).items():
+        conf.set_string(key, value)
     return conf
 
 
-def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None):
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(cfg, connector_jar))
+def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None, extra: dict[str, str] | None = None):
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(cfg, connector_jar, extra))
     env.set_parallelism(cfg.job.parallelism)
     env.enable_checkpointing(cfg.job.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     checkpoints = env.get_checkpoint_config()
