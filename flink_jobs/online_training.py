@@ -24,8 +24,9 @@ from pyflink.table import Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
+from flink_jobs.table_streams import to_internal_data_stream
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
-from flink_jobs.validation_udf import count_duplicate_udf, validate_event_udf
+from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
 from freshrank.config import FreshrankConfig, load_config
 
 log = logging.getLogger("freshrank.job")
@@ -38,6 +39,8 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None) -> Conf
         conf.set_string("pipeline.jars", f"file://{connector_jar}")
     conf.set_string("pipeline.name", f"freshrank online training [{job.model_name}]")
     conf.set_string("python.executable", job.python_executable or sys.executable)
+    for key, value in python_options().items():  # Arrow batches and bundles for the validation function
+        conf.set_string(key, value)
     conf.set_string("rest.port", str(cfg.stack.flink_rest_port))
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", "1000")
@@ -110,9 +113,10 @@ def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
         col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
     # Back through a DataStream so the Python map runs once for both branches, adding a
     # processing-time attribute for deduplication. Declaring SOURCE_WATERMARK() is what carries
-    # the Kafka source's watermarks across the conversion (without it they are dropped).
+    # the Kafka source's watermarks across the conversion (without it they are dropped). The
+    # stream carries internal rows: no per-field conversion to Java objects and back.
     checked = t_env.from_data_stream(
-        t_env.to_data_stream(checked),
+        to_internal_data_stream(t_env, checked),
         Schema.new_builder()
         .column_by_expression("pt", "PROCTIME()")
         .column_by_expression("arrival_time", "TO_TIMESTAMP_LTZ(COALESCE(event_time, 0), 3)")
