@@ -98,7 +98,6 @@ def _flink_run(cfg, topic: str, connector_jar: str, mode: str, exclude: set[int]
     from pyflink.table import Schema, StreamTableEnvironment
     from pyflink.table.expressions import col
 
-    from flink_jobs.table_streams import to_internal_data_stream
     from flink_jobs.validation_udf import python_options, validate_event_udf
 
     conf = Configuration()
@@ -125,7 +124,7 @@ def _flink_run(cfg, topic: str, connector_jar: str, mode: str, exclude: set[int]
                           "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events")
     checked = raw.map(validate_event_udf(cfg.validation)(
         col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
-    checked = t_env.from_data_stream(to_internal_data_stream(t_env, checked), Schema.new_builder().build())
+    checked = t_env.from_data_stream(t_env.to_data_stream(checked), Schema.new_builder().build())
     t_env.create_temporary_view("checked", checked)
     sinks = t_env.create_statement_set()
     sinks.add_insert_sql("INSERT INTO clean_sink SELECT event_id, type FROM checked WHERE ok")

@@ -24,7 +24,6 @@ from pyflink.table import Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
-from flink_jobs.table_streams import to_internal_data_stream
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
 from freshrank.config import FreshrankConfig, load_config
@@ -113,10 +112,9 @@ def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
         col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
     # Back through a DataStream so the Python map runs once for both branches, adding a
     # processing-time attribute for deduplication. Declaring SOURCE_WATERMARK() is what carries
-    # the Kafka source's watermarks across the conversion (without it they are dropped). The
-    # stream carries internal rows: no per-field conversion to Java objects and back.
+    # the Kafka source's watermarks across the conversion (without it they are dropped).
     checked = t_env.from_data_stream(
-        to_internal_data_stream(t_env, checked),
+        t_env.to_data_stream(checked),
         Schema.new_builder()
         .column_by_expression("pt", "PROCTIME()")
         .column_by_expression("arrival_time", "TO_TIMESTAMP_LTZ(COALESCE(event_time, 0), 3)")
