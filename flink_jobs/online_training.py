@@ -25,7 +25,7 @@ from pyflink.table.expressions import col
 
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
-from flink_jobs.validation_udf import count_duplicate_udf, validate_event_udf
+from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
 from freshrank.config import FreshrankConfig, load_config
 
 log = logging.getLogger("freshrank.job")
@@ -40,6 +40,8 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
         conf.set_string("pipeline.jars", f"file://{connector_jar}")
     conf.set_string("pipeline.name", f"freshrank online training [{job.model_name}]")
     conf.set_string("python.executable", job.python_executable or sys.executable)
+    for key, value in python_options().items():  # Arrow batches and bundles for the validation function
+        conf.set_string(key, value)
     conf.set_string("rest.port", str(cfg.stack.flink_rest_port))
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", "1000")
