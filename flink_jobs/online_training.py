@@ -15,6 +15,7 @@ Run it with `freshrank run` (submits to the local cluster) or `python -m flink_j
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
@@ -26,9 +27,14 @@ from pyflink.table.expressions import col
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
-from freshrank.config import FreshrankConfig, load_config
+from freshrank.config import JOB_STAGES, FreshrankConfig, load_config
 
 log = logging.getLogger("freshrank.job")
+
+
+def job_name(cfg: FreshrankConfig) -> str:
+    stages = "" if cfg.job.stages == "all" else f" ({cfg.job.stages})"
+    return f"freshrank online training [{cfg.job.model_name}]{stages}"
 
 
 def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
@@ -38,7 +44,7 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
     conf = Configuration()
     if connector_jar:
         conf.set_string("pipeline.jars", f"file://{connector_jar}")
-    conf.set_string("pipeline.name", f"freshrank online training [{job.model_name}]")
+    conf.set_string("pipeline.name", job_name(cfg))
     conf.set_string("python.executable", job.python_executable or sys.executable)
     for key, value in python_options().items():  # Arrow batches and bundles for the validation function
         conf.set_string(key, value)
@@ -187,11 +193,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="freshrank online-training job")
     parser.add_argument("--config", help="TOML config file")
     parser.add_argument("--connector-jar", help="flink-sql-connector-kafka jar (not needed under `flink run -j`)")
+    parser.add_argument("--stages", choices=JOB_STAGES, help="override job.stages for this submission")
     args, _ = parser.parse_known_args(argv)
     cfg = load_config(args.config)
+    if args.stages:
+        cfg = dataclasses.replace(cfg, job=dataclasses.replace(cfg.job, stages=args.stages))
     env, t_env = build_environment(cfg, args.connector_jar)
     build_pipeline(cfg, env, t_env)
-    env.execute(f"freshrank online training [{cfg.job.model_name}]")
+    env.execute(job_name(cfg))
 
 
 if __name__ == "__main__":

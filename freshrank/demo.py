@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 from freshrank.config import FreshrankConfig
-from freshrank.stack import FlinkCluster, Stack, StackError
+from freshrank.stack import FlinkCluster, Stack, StackError, submit_split
 from freshrank.topics import read_topic, topic_sizes
 
 
@@ -98,10 +98,12 @@ def run_demo(cfg: FreshrankConfig, args) -> int:
     say("Flink is up")
     running = [j for j in flink.rest("/jobs/overview").get("jobs", []) if j["state"] == "RUNNING"]
     if running:
-        say(f"job already running: {running[0]['jid']}")
+        say(f"job(s) already running: {', '.join(j['jid'] for j in running)}")
     else:
-        job_id = flink.submit(["--config", args.config] if args.config else [])
-        say(f"job submitted: {job_id}")
+        # Two jobs, so that the feature stage and the trainer each have a core, their own
+        # checkpoints and restarts, and the feature stage its own state backend.
+        for stages, job_id in submit_split(flink, ["--config", args.config] if args.config else []):
+            say(f"job submitted ({stages}): {job_id}")
     stack.spawn("serving", _cli(args, "serve"))
     say(f"serving started; waiting for the first model version (up to {args.timeout:.0f} s) ...")
     version = _first_version(cfg, args.timeout, say, started_ms)
