@@ -280,7 +280,7 @@ class KafkaBroker:
                 self.artifacts.kafka_classpath()]
         if not (data / "meta.properties").exists():
             cluster_id = _kafka_cluster_id()
-            fmt = subprocess.run(base + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+            fmt = subprocess.run(base + ["kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",
                                         "-c", str(props)], capture_output=True, text=True)
             if fmt.returncode != 0:
                 raise StackError("formatting Kafka storage failed: " + (fmt.stdout + fmt.stderr).strip().splitlines()[-1])
@@ -304,7 +304,8 @@ class KafkaBroker:
 
 
 def _kafka_cluster_id() -> str:
-    # Kafka cluster ids are 16 random bytes in url-safe base64 without padding.
+    # Kafka cluster ids are 16 random bytes in url-safe base64 without padding; one in 64 starts
+    # with '-', which is why the caller passes it as --cluster-id=<id>.
     import base64
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
