@@ -37,7 +37,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from bench._common import parse_args, print_table, write_report
+from bench._common import descendant_cpu_ticks, parse_args, print_table, write_report
 from freshrank.config import FreshrankConfig, load_config
 from freshrank.datagen import EventGenerator, GeneratorConfig
 from freshrank.stack import KafkaBroker, Stack, create_topics, ensure_artifacts
@@ -171,26 +171,8 @@ def run_job(cfg: FreshrankConfig, connector_jar: str, sample: bool, exclude_pids
 
 
 def cpu_ticks(exclude: set[int]) -> dict[int, int]:
-    """utime + stime (clock ticks) of every process below this one: the JVM that runs the
-    MiniCluster and its Python workers (`exclude`: the Kafka broker, when started here)."""
-    parents, ticks = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # exited meanwhile
-        fields = text[text.rindex(")") + 2:].split()  # fields 3.. of proc(5): state, ppid, ...
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        ticks[pid] = int(fields[11]) + int(fields[12])
-    below, frontier = set(), [os.getpid()]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in below and pid not in exclude:
-                below.add(pid)
-                frontier.append(pid)
-    return {pid: ticks[pid] for pid in below}
+    """utime + stime (clock ticks) of every process below this one (see descendant_cpu_ticks)."""
+    return {pid: ticks for pid, (_, ticks) in descendant_cpu_ticks(exclude).items()}
 
 
 class Monitor(threading.Thread):

@@ -19,9 +19,8 @@ import site
 import sys
 import time
 import uuid
-from pathlib import Path
 
-from bench._common import parse_args, write_report
+from bench._common import descendant_cpu_ticks, parse_args, write_report
 from freshrank.config import REPO_ROOT, load_config
 from freshrank.datagen import EventGenerator, GeneratorConfig
 from freshrank.produce import KafkaTimestamps
@@ -50,36 +49,13 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> 
     producer.flush(60)
 
 
-def _process_cpu(exclude: set[int]) -> dict[int, tuple[str, int]]:
-    """Command name and CPU ticks (utime + stime) of every process below this one: the JVM that
-    runs the MiniCluster and its Python workers (`exclude`: the Kafka broker, when started here)."""
-    parents, stats = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # exited meanwhile
-        pid = int(stat.parent.name)
-        fields = text[text.rindex(")") + 2:].split()  # proc(5) fields 3..: state, ppid, ...
-        parents[pid] = int(fields[1])
-        stats[pid] = (text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12]))
-    below, frontier = set(), [os.getpid()]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in below and pid not in exclude:
-                below.add(pid)
-                frontier.append(pid)
-    return {pid: stats[pid] for pid in below}
-
-
 def _cpu_seconds(exclude: set[int]) -> dict[int, tuple[str, float]]:
     """CPU seconds so far of this process (where a local job runs its Python functions: PyFlink's
     loopback mode) and of every process below it (the MiniCluster's JVM)."""
     ticks_per_s = os.sysconf("SC_CLK_TCK")
     own = os.times()
     cpu = {os.getpid(): ("python", own.user + own.system)}
-    cpu.update({pid: (name, ticks / ticks_per_s) for pid, (name, ticks) in _process_cpu(exclude).items()})
+    cpu.update({pid: (name, ticks / ticks_per_s) for pid, (name, ticks) in descendant_cpu_ticks(exclude).items()})
     return cpu
 
 
