@@ -1,12 +1,15 @@
 """Examples/s of the feature + label-join stage inside Flink, with 1,000,000 users; its state size.
 
-    python -m bench.features [--quick] [--json PATH] [--users N] [--events N]
+    python -m bench.features [--quick] [--json PATH] [--users N] [--events N] [--flink KEY=VALUE ...]
 
 The job's own feature stage (flink_jobs.online_training with job.stages = "features": validation
 UDF, deduplication, user and item OVER windows, label joins, and the Kafka sinks of examples,
 online features and dead letters, exactly-once) runs in a MiniCluster with the job's environment
-(RocksDB with incremental checkpoints every 5 s, parallelism 1; FRESHRANK_JOB__STATE_BACKEND=hashmap
-compares the heap backend). It reads a fresh topic of generated
+(checkpoints every 5 s, parallelism 1, and the settings of a features-only job: the heap state
+backend and object reuse by default, job.features_state_backend and job.features_object_reuse;
+FRESHRANK_JOB__FEATURES_STATE_BACKEND=rocksdb FRESHRANK_JOB__FEATURES_OBJECT_REUSE=false measures
+the settings of a job with stages = "all"). `--flink KEY=VALUE` adds Flink options on top of the
+job's own, to compare settings. It reads a fresh topic of generated
 events (freshrank.datagen, user ids drawn from `--users` ids, Kafka timestamp = event time as in
 production) through the job's source made bounded, so the job ends when the topic is read and the
 end of input closes every window. Each run is timed from the first event out of the source's
@@ -140,12 +143,13 @@ def bounded_source(cfg: FreshrankConfig) -> list[str]:
     return out
 
 
-def run_job(cfg: FreshrankConfig, connector_jar: str, sample: bool, exclude_pids: set[int]) -> dict:
+def run_job(cfg: FreshrankConfig, connector_jar: str, sample: bool, exclude_pids: set[int],
+            flink_options: dict[str, str] | None = None) -> dict:
     """The feature stage over the whole events topic; its runtime and checkpoint statistics."""
     from flink_jobs import online_training as job
     from flink_jobs.sql_files import statements
 
-    env, t_env = job.build_environment(cfg, connector_jar)
+    env, t_env = job.build_environment(cfg, connector_jar, flink_options)
     for stmt in bounded_source(cfg) + statements("02_sinks.sql", cfg):
         t_env.execute_sql(stmt)
     sinks = t_env.create_statement_set()
@@ -268,13 +272,18 @@ class Monitor(threading.Thread):
             pass
 
 
+def _fmt_rate(rate: float | None) -> str:
+    return "n/a (the 3n run took no longer than the n run: the load changed)" if rate is None else f"{rate:,.0f}"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclude_pids: set[int]) -> dict:
+def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclude_pids: set[int],
+            flink_options: dict[str, str] | None = None) -> dict:
     records, stats = generate(users, 3 * n)
     with tempfile.TemporaryDirectory(prefix="freshrank-bench-features-") as tmp:
         runs = {}
@@ -284,7 +293,8 @@ def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclu
             create_topics(cfg, log=lambda *_: None)
             _produce(cfg.kafka.bootstrap, cfg.kafka.topics.events, part)
             print(f"  run {label}: {len(part):,} events on {cfg.kafka.topics.events} ...", flush=True)
-            run = run_job(cfg, connector_jar, sample=label == "3n", exclude_pids=exclude_pids)
+            run = run_job(cfg, connector_jar, sample=label == "3n", exclude_pids=exclude_pids,
+                          flink_options=flink_options)
             run["events"] = len(part)
             run["examples"] = _count(cfg.kafka.bootstrap, cfg.kafka.topics.training_examples)
             run["dead_letters"] = _count(cfg.kafka.bootstrap, cfg.kafka.topics.dlq)
@@ -302,8 +312,9 @@ def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclu
     biggest = max(checkpoints, key=lambda c: c["state_bytes"]) if checkpoints else None
     return {
         "users": users, "n": n, "generator": stats,
-        "examples_per_s": (large["examples"] - small["examples"]) / max(seconds, 1e-9),
-        "events_per_s": 2 * n / max(seconds, 1e-9),
+        # None when the 3n run took no longer than the n run: the machine's load swung between them.
+        "examples_per_s": (large["examples"] - small["examples"]) / seconds if seconds > 0 else None,
+        "events_per_s": 2 * n / seconds if seconds > 0 else None,
         "examples_per_s_3n_alone": large["examples"] / large["processing_seconds"],
         "examples_per_event": large["examples"] / large["events"],
         # Load-independent: what 2n events cost in CPU time (JVM + Python workers), start-up cancelled.
@@ -320,7 +331,10 @@ def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclu
 def main() -> None:
     args = parse_args("features", __doc__, [
         ("--users", {"type": int, "default": 1_000_000, "help": "user id space (default 1,000,000)"}),
-        ("--events", {"type": int, "default": None, "help": "n, events of the short run (default 15,000; --quick 4,000)"})])
+        ("--events", {"type": int, "default": None, "help": "n, events of the short run (default 15,000; --quick 4,000)"}),
+        ("--flink", {"action": "append", "default": [], "metavar": "KEY=VALUE",
+                     "help": "a Flink option on top of the job's own (repeatable), to compare settings"})])
+    flink_options = dict(option.split("=", 1) for option in args.flink)
     base = load_config()
     n = args.events or (4_000 if args.quick else 15_000)
     artifacts = ensure_artifacts(base.stack)
@@ -330,14 +344,20 @@ def main() -> None:
         Stack(base).up(flink=False)
     try:
         figures = measure(base, str(artifacts.connector_jar), args.users, n,
-                          exclude_pids={pid for pid in [broker.pid()] if pid and started_here})
+                          exclude_pids={pid for pid in [broker.pid()] if pid and started_here},
+                          flink_options=flink_options)
     finally:
         if started_here:
             broker.stop()
 
     gen, large = figures["generator"], figures["runs"]["3n"]
     figures["target_examples_per_s"] = TARGET_EXAMPLES_PER_S
-    figures["state_backend"] = base.job.state_backend
+    features_job = dataclasses.replace(base.job, stages="features")
+    state_backend = features_job.job_state_backend()
+    object_reuse = flink_options.get("pipeline.object-reuse", str(features_job.job_object_reuse()).lower())
+    figures["state_backend"] = state_backend
+    figures["object_reuse"] = object_reuse
+    figures["flink_options"] = flink_options
     print()
     print_table(["run", "events", "examples", "dead letters", "job s", "processing s", "processing CPU s",
                  "checkpoints"],
@@ -353,13 +373,15 @@ def main() -> None:
                                           f"({gen['n_items_initial']:,} items at the start)"),
         ("events, n and 3n", f"{figures['n']:,} and {3 * figures['n']:,} "
                              f"({gen['event_time_span_s'] / 60:.0f} min of event time in 3n)"),
+        ("state backend, object reuse, extra Flink options", f"{state_backend}, {object_reuse}, "
+                                               + (", ".join(f"{k}={v}" for k, v in flink_options.items()) or "none")),
         ("examples per event", f"{figures['examples_per_event']:.2f}"),
-        ("examples/s inside Flink", f"{figures['examples_per_s']:,.0f} (target {TARGET_EXAMPLES_PER_S:,}; "
+        ("examples/s inside Flink", f"{_fmt_rate(figures['examples_per_s'])} (target {TARGET_EXAMPLES_PER_S:,}; "
                                     f"3n run alone {figures['examples_per_s_3n_alone']:,.0f})"),
-        ("events/s inside Flink", f"{figures['events_per_s']:,.0f}"),
+        ("events/s inside Flink", _fmt_rate(figures['events_per_s'])),
         ("CPU time per event (JVM + Python)", f"{figures['cpu_ms_per_event']:.2f} ms "
                                               f"({figures['examples_per_cpu_s']:,.0f} examples per CPU second)"),
-        (f"state (largest checkpoint, 3n, {base.job.state_backend})", "n/a" if state is None else
+        (f"state (largest checkpoint, 3n, {state_backend})", "n/a" if state is None else
          f"{state / 1e6:,.1f} MB ({figures['state_bytes_per_distinct_user']:,.0f} B per user seen)"),
     ]
     write_report("features", args.json, figures, rows)

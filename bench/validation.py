@@ -74,12 +74,14 @@ def _flink_run(cfg, topic: str, connector_jar: str, mode: str, exclude: set[int]
     from pyflink.table import Schema, StreamTableEnvironment
     from pyflink.table.expressions import col
 
-    from flink_jobs.validation_udf import validate_event_udf
+    from flink_jobs.validation_udf import python_options, validate_event_udf
 
     conf = Configuration()
     conf.set_string("pipeline.jars", f"file://{connector_jar}")
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.execution-mode", mode)
+    for key, value in python_options().items():  # as the job sets them
+        conf.set_string(key, value)
     conf.set_string("rest.port", "0")
     conf.set_string("table.local-time-zone", "UTC")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
@@ -138,10 +140,11 @@ class _NoMetrics:
         pass
 
 
-def _batch_function(cfg, records: list[tuple[bytes, bytes]], repeat: int, batch_size: int = 1000) -> float:
-    """The job's function on pandas batches, as Flink would call it, without Flink."""
+def _batch_function(cfg, records: list[tuple[bytes, bytes]], repeat: int) -> float:
+    """The job's function on pandas batches of the job's size, as Flink would call it, without Flink."""
     import pandas as pd
 
+    from flink_jobs.validation_udf import ARROW_BATCH_SIZE as batch_size
     from flink_jobs.validation_udf import ValidateEvents
 
     function = ValidateEvents(cfg.validation)

@@ -15,6 +15,7 @@ Run it with `freshrank run` (submits to the local cluster) or `python -m flink_j
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
@@ -25,24 +26,34 @@ from pyflink.table.expressions import col
 
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
-from flink_jobs.validation_udf import count_duplicate_udf, validate_event_udf
-from freshrank.config import FreshrankConfig, load_config
+from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
+from freshrank.config import JOB_STAGES, FreshrankConfig, load_config
 
 log = logging.getLogger("freshrank.job")
 
 
-def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None) -> Configuration:
+def job_name(cfg: FreshrankConfig) -> str:
+    stages = "" if cfg.job.stages == "all" else f" ({cfg.job.stages})"
+    return f"freshrank online training [{cfg.job.model_name}]{stages}"
+
+
+def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
+                        extra: dict[str, str] | None = None) -> Configuration:
+    """The job's Flink settings; `extra` (Flink option -> value) is applied last (benchmarks)."""
     job = cfg.job
     conf = Configuration()
     if connector_jar:
         conf.set_string("pipeline.jars", f"file://{connector_jar}")
-    conf.set_string("pipeline.name", f"freshrank online training [{job.model_name}]")
+    conf.set_string("pipeline.name", job_name(cfg))
     conf.set_string("python.executable", job.python_executable or sys.executable)
+    for key, value in python_options().items():  # Arrow batches and bundles for the validation function
+        conf.set_string(key, value)
     conf.set_string("rest.port", str(cfg.stack.flink_rest_port))
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", "1000")
     conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
-    conf.set_string("state.backend.type", job.state_backend)
+    conf.set_string("state.backend.type", job.job_state_backend())
+    conf.set_string("pipeline.object-reuse", str(job.job_object_reuse()).lower())
     conf.set_string("execution.checkpointing.incremental", "true")
     conf.set_string("execution.checkpointing.dir", cfg.checkpoint_dir().as_uri())
     # A cancelled or crashed job can be resubmitted from its last checkpoint (`-s`).
@@ -51,11 +62,13 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None) -> Conf
     # One TTL covers every non-windowed SQL state: the dedup ids, but also idle keys of the OVER
     # windows, which must outlive the longest feature window or a quiet user's 24 h count breaks.
     conf.set_string("table.exec.state.ttl", f"{max(job.dedup_ttl_ms, LONGEST_FEATURE_WINDOW_MS)} ms")
+    for key, value in (extra or {}).items():
+        conf.set_string(key, value)
     return conf
 
 
-def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None):
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(cfg, connector_jar))
+def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None, extra: dict[str, str] | None = None):
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(cfg, connector_jar, extra))
     env.set_parallelism(cfg.job.parallelism)
     env.enable_checkpointing(cfg.job.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     checkpoints = env.get_checkpoint_config()
@@ -180,11 +193,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="freshrank online-training job")
     parser.add_argument("--config", help="TOML config file")
     parser.add_argument("--connector-jar", help="flink-sql-connector-kafka jar (not needed under `flink run -j`)")
+    parser.add_argument("--stages", choices=JOB_STAGES, help="override job.stages for this submission")
     args, _ = parser.parse_known_args(argv)
     cfg = load_config(args.config)
+    if args.stages:
+        cfg = dataclasses.replace(cfg, job=dataclasses.replace(cfg.job, stages=args.stages))
     env, t_env = build_environment(cfg, args.connector_jar)
     build_pipeline(cfg, env, t_env)
-    env.execute(f"freshrank online training [{cfg.job.model_name}]")
+    env.execute(job_name(cfg))
 
 
 if __name__ == "__main__":

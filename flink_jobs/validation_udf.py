@@ -8,6 +8,11 @@ one Arrow batch each way instead of one pickled row each way, which cost more th
 validation itself. It is applied with Table.map, so it runs exactly once per record (a SQL
 projection of a ROW-valued UDF could be expanded into one call per field).
 
+Flink cuts the batches at `python.fn-execution.arrow.batch.size` rows, and a bundle ends a batch
+early: the job raises both to ARROW_BATCH_SIZE (from PyFlink's 1,000; see `python_options`), since
+part of the per-batch cost (one pandas Series and one Arrow array per column each way, one Beam
+bundle with its metric report) does not grow with the rows.
+
 PyFlink's Arrow conversion does not take an ARRAY of ROWs, so an impression's items travel as
 five parallel arrays (`item_ids`, `item_positions`, ...; element k of each is item k); SQL
 unnests them with `UNNEST(item_ids) WITH ORDINALITY` and indexes the others.
@@ -55,6 +60,18 @@ CHECKED_TYPE = DataTypes.ROW([
 ])
 CHECKED_COLUMNS: tuple[str, ...] = tuple(CHECKED_TYPE.field_names())
 ITEM_COLUMNS = ("item_ids", "item_positions", "item_prices", "item_categories", "item_brands")
+
+# Rows per Arrow batch and per Python bundle. A batch spans at most python.fn-execution.bundle.time
+# (1 s by default) whatever its size, so latency stays bounded at low rates.
+ARROW_BATCH_SIZE = 5_000
+
+
+def python_options() -> dict[str, str]:
+    """Flink options for the job's Python functions (they apply to every Python operator: the
+    training operator's records are micro-batches, so its bundles end on bundle.time anyway)."""
+    return {"python.fn-execution.arrow.batch.size": str(ARROW_BATCH_SIZE),
+            "python.fn-execution.bundle.size": str(ARROW_BATCH_SIZE)}
+
 
 _NO_ITEMS: tuple[list, ...] = ([],) * len(ITEM_COLUMNS)
 _NO_EVENT_HEAD = (None,) * 8  # event_id .. query

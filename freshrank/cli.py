@@ -7,7 +7,7 @@ import sys
 import os
 
 from freshrank.config import REPO_ROOT, ConfigError, FreshrankConfig, load_config
-from freshrank.stack import FlinkCluster, Stack, StackError
+from freshrank.stack import FlinkCluster, Stack, StackError, submit_split
 
 
 def _cmd_up(cfg: FreshrankConfig, args) -> int:
@@ -46,9 +46,12 @@ def _cmd_produce(cfg: FreshrankConfig, args) -> int:
 
 
 def _cmd_run(cfg: FreshrankConfig, args) -> int:
+    flink = FlinkCluster(cfg)
     job_args = ["--config", args.config] if args.config else []
-    job_id = FlinkCluster(cfg).submit(job_args)
-    print(f"submitted job {job_id}: http://localhost:{cfg.stack.flink_rest_port}/#/job/running/{job_id}/overview")
+    submitted = submit_split(flink, job_args) if args.split else [("all", flink.submit(job_args))]
+    for stages, job_id in submitted:
+        print(f"submitted job {job_id} ({stages}): "
+              f"http://localhost:{cfg.stack.flink_rest_port}/#/job/running/{job_id}/overview")
     return 0
 
 
@@ -86,12 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--simulated-time", action="store_true",
                          help="keep the generator's own clock instead of stamping events with wall-clock time")
     produce.set_defaults(func=_cmd_produce)
-    sub.add_parser("run", help="submit the online-training job to the Flink cluster").set_defaults(func=_cmd_run)
+    run = sub.add_parser("run", help="submit the online-training job to the Flink cluster")
+    run.add_argument("--split", action="store_true",
+                     help="two jobs, features and training, each with its own state backend "
+                          "(job.features_state_backend for the first) and restarts")
+    run.set_defaults(func=_cmd_run)
     sub.add_parser("serve", help="run the ranking server (HTTP) that follows published versions").set_defaults(func=_cmd_serve)
     demo = sub.add_parser("demo", help="up + run + produce + serve, then show a published version and a ranking")
     demo.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for the first version")
-    demo.add_argument("--rate", type=float, default=300.0,
-                      help="events per second produced in the background (default 300: what 2 cores sustain)")
+    demo.add_argument("--rate", type=float, default=100.0,
+                      help="events per second produced in the background (default 100: what the job keeps up "
+                           "with on 2 shared cores, so event time in the job stays close to wall time)")
     demo.set_defaults(func=_cmd_demo)
     return parser
 

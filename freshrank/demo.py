@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 
 from freshrank.config import FreshrankConfig
-from freshrank.stack import FlinkCluster, Stack, StackError
-from freshrank.topics import read_topic
+from freshrank.stack import FlinkCluster, Stack, StackError, submit_split
+from freshrank.topics import read_topic, topic_sizes
 
 
 def _cli(args, *rest: str) -> list[str]:
@@ -31,11 +31,38 @@ def _http_json(url: str, payload: dict | None = None, timeout: float = 5.0) -> d
         return json.loads(response.read())
 
 
-def _first_version(cfg: FreshrankConfig, timeout_s: float) -> dict | None:
-    for _, value in read_topic(cfg.kafka.bootstrap, cfg.kafka.topics.model_versions,
-                               timeout_s=timeout_s, until=lambda n: n >= 1):
-        return json.loads(value)
+def _first_version(cfg: FreshrankConfig, timeout_s: float, say, since_ms: int) -> dict | None:
+    """The first version committed at or after since_ms (the state of an earlier run stays on the
+    topics until `make clean`); says every 15 s how far the stream got."""
+    from confluent_kafka import Consumer
+    consumer = Consumer({"bootstrap.servers": cfg.kafka.bootstrap, "group.id": f"freshrank-demo-{time.monotonic_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    consumer.subscribe([cfg.kafka.topics.model_versions])
+    deadline = time.monotonic() + timeout_s
+    next_report = time.monotonic() + 15
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error() and msg.timestamp()[1] >= since_ms:
+                return json.loads(msg.value())
+            if time.monotonic() >= next_report:
+                next_report += 15
+                say(_progress(cfg))
+    finally:
+        consumer.close()
     return None
+
+
+def _progress(cfg: FreshrankConfig) -> str:
+    topics = cfg.kafka.topics
+    try:
+        sizes = topic_sizes(cfg)
+    except Exception as exc:  # progress is informative only; the wait goes on
+        return f"waiting (topic sizes unavailable: {exc})"
+    return (f"waiting: {sizes.get(topics.events, 0):,} events in, {sizes.get(topics.dlq, 0):,} dead letters, "
+            f"{sizes.get(topics.training_examples, 0):,} training examples, "
+            f"{sizes.get(topics.training_ledger, 0):,} chunks trained")
 
 
 def _sample_page(cfg: FreshrankConfig) -> dict | None:
@@ -54,26 +81,37 @@ def _sample_page(cfg: FreshrankConfig) -> dict | None:
 
 
 def run_demo(cfg: FreshrankConfig, args) -> int:
-    started = time.monotonic()
+    started, started_ms = time.monotonic(), int(time.time() * 1000)
+
+    def say(text: str) -> None:
+        print(f"[{time.monotonic() - started:5.0f} s] {text}", flush=True)
+
     stack = Stack(cfg)
-    stack.up()
+    stack.up(wait_for_flink=False)
+    # Events flow while Flink starts and the job is submitted (a minute or more on 2 busy cores):
+    # the job then finds them waiting, and since event time is wall time, the click windows of
+    # the first impressions have already closed when it reads them, so negatives come at once.
+    stack.spawn("producer", _cli(args, "produce", "-n", "0", "--rate", str(args.rate)))
+    say(f"Kafka is up; producing {args.rate:,.0f} events/s in the background")
     flink = FlinkCluster(cfg)
+    flink.wait_ready()
+    say("Flink is up")
     running = [j for j in flink.rest("/jobs/overview").get("jobs", []) if j["state"] == "RUNNING"]
     if running:
-        print(f"job already running: {running[0]['jid']}")
+        say(f"job(s) already running: {', '.join(j['jid'] for j in running)}")
     else:
-        job_id = flink.submit(["--config", args.config] if args.config else [])
-        print(f"job submitted: {job_id}")
-    stack.spawn("producer", _cli(args, "produce", "-n", "0", "--rate", str(args.rate)))
+        # Two jobs, so that the feature stage and the trainer each have a core, their own
+        # checkpoints and restarts, and the feature stage its own state backend.
+        for stages, job_id in submit_split(flink, ["--config", args.config] if args.config else []):
+            say(f"job submitted ({stages}): {job_id}")
     stack.spawn("serving", _cli(args, "serve"))
-    print(f"producing events in the background; waiting for the first model version "
-          f"(up to {args.timeout:.0f} s) ...")
-    version = _first_version(cfg, args.timeout)
+    say(f"serving started; waiting for the first model version (up to {args.timeout:.0f} s) ...")
+    version = _first_version(cfg, args.timeout, say, started_ms)
     if version is None:
         raise StackError(f"no model version within {args.timeout:.0f} s: see the job in "
                          f"http://localhost:{cfg.stack.flink_rest_port} and .stack/flink/log")
-    print(f"model version {version['version']} published after {time.monotonic() - started:.0f} s: "
-          f"{version['onnx_uri']} (sha256 {version['sha256'][:12]}..., {version['delta_rows']} embedding rows)")
+    say(f"model version {version['version']} published: "
+        f"{version['onnx_uri']} (sha256 {version['sha256'][:12]}..., {version['delta_rows']} embedding rows)")
     print("  metrics: " + json.dumps(version.get("metrics", {})))
 
     serving = f"http://{cfg.serving.host}:{cfg.serving.port}"

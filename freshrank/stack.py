@@ -262,7 +262,8 @@ class KafkaBroker:
         except Exception:  # KafkaException while the broker is still electing itself
             return False
 
-    def start(self, log=print) -> None:
+    def start(self, log=print, wait: bool = True) -> None:
+        """Start the broker; wait=False returns once it is launched (then call wait_ready)."""
         if self.pid():
             log(f"kafka already running (pid {self.pid()}) on localhost:{self.cfg.kafka_port}")
             return
@@ -286,7 +287,13 @@ class KafkaBroker:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid = _spawn(base + ["kafka.Kafka", str(props)], self.dir / "stdout.log", self.pid_file)
         log(f"kafka starting (pid {pid}) on localhost:{self.cfg.kafka_port} ...")
-        _wait_until(self.ready, self.cfg.ready_timeout_s, "Kafka broker", self.log_file, alive=lambda: pid_alive(pid))
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        pid = self.pid()
+        _wait_until(self.ready, self.cfg.ready_timeout_s, "Kafka broker", self.log_file,
+                    alive=lambda: pid is not None and pid_alive(pid))
 
     def stop(self) -> bool:
         pid = self.pid()
@@ -372,9 +379,12 @@ taskmanager:
   bind-host: localhost
   host: localhost
   numberOfTaskSlots: {stack.taskmanager_slots}
+  # Managed memory is RocksDB's block cache and write buffers and the Python workers' memory,
+  # shared by the slots: 0.4 of 4 GB runs the feature windows at about half the CPU per event of
+  # 0.2 of 2 GB (bench.features, RocksDB, 512 MB against 128 MB of managed memory).
   memory:
-    process: {{size: 2048m}}
-    managed: {{fraction: 0.2}}
+    process: {{size: 4096m}}
+    managed: {{fraction: 0.4}}
 rest:
   address: localhost
   bind-address: localhost
@@ -411,7 +421,8 @@ restart-strategy:
                     pids.append(int(line))
         return pids
 
-    def start(self, log=print) -> None:
+    def start(self, log=print, wait: bool = True) -> None:
+        """Start a JobManager and a TaskManager; wait=False returns once they are launched."""
         if self.pids() and self.ready():
             log(f"flink already running, web UI on http://localhost:{self.cfg.stack.flink_rest_port}")
             return
@@ -427,6 +438,10 @@ restart-strategy:
             if proc.returncode != 0:
                 raise StackError(f"{script} start failed: {(proc.stdout + proc.stderr).strip()[-300:]}")
         log(f"flink starting, web UI on http://localhost:{self.cfg.stack.flink_rest_port} ...")
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
         _wait_until(self.ready, self.cfg.stack.ready_timeout_s, "Flink cluster", self.log_dir)
 
     def stop(self) -> bool:
@@ -478,6 +493,17 @@ restart-strategy:
         raise StackError("job submission failed: " + " | ".join(out.strip().splitlines()[-5:]))
 
 
+def submit_split(flink: FlinkCluster, job_args: list[str]) -> list[tuple[str, str]]:
+    """Submit the job as two, the feature stage and the trainer, at once: each `flink run` spends
+    tens of seconds starting a JVM and planning before it talks to the cluster.
+    Returns [(stages, job id)]."""
+    from concurrent.futures import ThreadPoolExecutor
+    stages = ("features", "training")
+    with ThreadPoolExecutor(len(stages)) as pool:
+        ids = list(pool.map(lambda s: flink.submit(job_args + ["--stages", s], log=lambda *_: None), stages))
+    return list(zip(stages, ids))
+
+
 def _read_default_java_opts() -> str:
     for line in (flink_home() / "conf" / "config.yaml").read_text().splitlines():
         if line.strip().startswith("all: --add-exports"):
@@ -490,12 +516,18 @@ def _read_default_java_opts() -> str:
 class Stack:
     cfg: FreshrankConfig
 
-    def up(self, log=print, flink: bool = True) -> Artifacts:
+    def up(self, log=print, flink: bool = True, wait_for_flink: bool = True) -> Artifacts:
+        """Kafka with its topics, and Flink; both JVMs start at once, since each takes seconds.
+        wait_for_flink=False returns once the topics exist (then FlinkCluster.wait_ready)."""
         artifacts = ensure_artifacts(self.cfg.stack, log)
-        KafkaBroker(self.cfg.stack, artifacts).start(log)
-        create_topics(self.cfg, f"localhost:{self.cfg.stack.kafka_port}", log)
+        broker, cluster = KafkaBroker(self.cfg.stack, artifacts), FlinkCluster(self.cfg)
+        broker.start(log, wait=False)
         if flink:
-            FlinkCluster(self.cfg).start(log)
+            cluster.start(log, wait=False)
+        broker.wait_ready()
+        create_topics(self.cfg, f"localhost:{self.cfg.stack.kafka_port}", log)
+        if flink and wait_for_flink:
+            cluster.wait_ready()
         return artifacts
 
     def down(self, log=print) -> None:

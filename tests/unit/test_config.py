@@ -54,3 +54,27 @@ def test_missing_and_malformed_files(tmp_path):
 def test_optional_settings_from_the_environment():
     assert load_config(env={"FRESHRANK_TRAINER__NUM_THREADS": "1"}).trainer.num_threads == 1
     assert load_config(env={"FRESHRANK_TRAINER__NUM_THREADS": "none"}).trainer.num_threads is None
+
+
+def test_the_feature_stage_alone_runs_on_its_own_state_backend():
+    job = load_config(env={}).job
+    assert (job.state_backend, job.features_state_backend) == ("rocksdb", "hashmap")
+    assert job.job_state_backend() == "rocksdb"  # stages = all: the trainer's backend for the whole job
+    features = load_config(env={"FRESHRANK_JOB__STAGES": "features"}).job
+    assert features.job_state_backend() == "hashmap"
+    assert load_config(env={"FRESHRANK_JOB__STAGES": "training"}).job.job_state_backend() == "rocksdb"
+    same = load_config(env={"FRESHRANK_JOB__STAGES": "features", "FRESHRANK_JOB__FEATURES_STATE_BACKEND": ""}).job
+    assert same.job_state_backend() == "rocksdb"  # '' follows state_backend
+
+
+def test_a_bad_feature_stage_backend_names_the_setting():
+    with pytest.raises(ConfigError, match=r"job\.features_state_backend"):
+        load_config(env={"FRESHRANK_JOB__FEATURES_STATE_BACKEND": "memory"})
+
+
+def test_object_reuse_only_for_the_feature_stage_alone():
+    assert load_config(env={}).job.job_object_reuse() is False
+    assert load_config(env={"FRESHRANK_JOB__STAGES": "training"}).job.job_object_reuse() is False
+    assert load_config(env={"FRESHRANK_JOB__STAGES": "features"}).job.job_object_reuse() is True
+    assert load_config(env={"FRESHRANK_JOB__STAGES": "features",
+                            "FRESHRANK_JOB__FEATURES_OBJECT_REUSE": "false"}).job.job_object_reuse() is False
