@@ -259,7 +259,8 @@ def bench_config(store: Path, checkpoints: Path) -> FreshrankConfig:
     return dataclasses.replace(
         cfg,
         job=dataclasses.replace(cfg.job, model_store=str(store), checkpoint_dir=str(checkpoints),
-                                publish_interval_ms=NEVER_MS, batch_max_examples=BATCH_EXAMPLES),
+                                publish_interval_ms=NEVER_MS, batch_max_examples=BATCH_EXAMPLES,
+                                step_examples=BATCH_EXAMPLES),  # one step per chunk, as measured before
         stack=dataclasses.replace(cfg.stack, flink_rest_port=_free_port()))
 
 

@@ -135,6 +135,8 @@ class TrainingOperator(KeyedProcessFunction):
         publication = s.maybe_publish(now_ms=ctx.timer_service().current_processing_time())
         if publication is None:
             return
+        log.info("candidate version %d %s: %s", publication.version,
+                 "published" if publication.accepted else "rejected", publication.reason)
         if publication.accepted:
             self.versions_counter.inc()
             for delta in publication.deltas:

@@ -186,7 +186,7 @@ class TrainingSession:
         self._last_loss = float("nan")
         job = cfg.job
         self.gate = Gate(max_auc_drop=job.gate_max_auc_drop, max_logloss_rise=job.gate_max_logloss_rise,
-                         min_examples=job.gate_min_examples)
+                         min_examples=job.gate_min_examples, min_first_auc=job.gate_min_first_auc)
         self.holdout = Holdout(job.holdout_share, job.holdout_size)
         self.store = ModelStore(cfg.model_store(), self.model_name)
         self.chunks = OffsetChunks(job.batch_max_examples, job.batch_linger_ms)
@@ -271,7 +271,7 @@ class TrainingSession:
         result = TrainResult()
         self.impute(examples)
         examples = self.holdout.take(examples)
-        size = self.cfg.job.batch_max_examples
+        size = self.cfg.job.step_examples
         started = time.perf_counter()
         for start in range(0, len(examples), size):
             chunk = examples[start:start + size]

@@ -124,12 +124,17 @@ class JobConfig:
     batch_interval_ms: int = 1_000  # how often the trainer reads what arrived on the examples topic
     batch_max_examples: int = 4_096  # a training chunk: this many consecutive examples, in offset order
     batch_linger_ms: int = 2_000  # a partial chunk is trained once its first example waited this long (0: never)
+    # Optimiser step size within a chunk. A cold model needs many steps before it ranks better
+    # than chance; one Adam step per 4,096-example chunk is ~7 steps in 28k examples. The job's
+    # trainer is not its bottleneck (the feature stage is), so smaller steps cost nothing there.
+    step_examples: int = 512
     publish_interval_ms: int = 10_000  # how often a candidate version is evaluated and published
     holdout_share: float = 0.05  # share of examples never trained on, kept to judge candidates
     holdout_size: int = 5_000  # the freshest held-out examples the gate evaluates on
     gate_min_examples: int = 500  # fewer held-out examples (or no click): no new version
     gate_max_auc_drop: float = 0.005  # candidate AUC may trail the live version's by this much
     gate_max_logloss_rise: float = 0.01  # candidate log-loss may exceed the live one's by this much
+    gate_min_first_auc: float = 0.55  # the first version must rank held-out examples at least this well
     model_store: str = ""  # '' -> <stack state dir>/models; a local path
     python_executable: str = ""  # '' -> the interpreter running the job
 
@@ -148,12 +153,14 @@ class JobConfig:
                  "must exceed job.checkpoint_interval_ms (a transaction spans a checkpoint)")
         _require(self.batch_max_examples >= 1, "job.batch_max_examples", "must be >= 1")
         _require(self.batch_linger_ms >= 0, "job.batch_linger_ms", "must be >= 0")
+        _require(self.step_examples >= 1, "job.step_examples", "must be >= 1")
         _require(self.stages in JOB_STAGES, "job.stages", f"must be one of {JOB_STAGES}, got {self.stages!r}")
         _require(0 <= self.holdout_share < 1, "job.holdout_share", "must be in [0, 1)")
         _require(self.holdout_size >= 1, "job.holdout_size", "must be >= 1")
         _require(self.gate_min_examples >= 1, "job.gate_min_examples", "must be >= 1")
         _require(self.gate_max_auc_drop >= 0 and self.gate_max_logloss_rise >= 0, "job.gate_max_*",
                  "must be >= 0")
+        _require(0.5 <= self.gate_min_first_auc <= 1, "job.gate_min_first_auc", "must be in [0.5, 1]")
         _require(self.purchase_window_ms >= self.click_window_ms, "job.purchase_window_ms",
                  "must be >= job.click_window_ms")
 

@@ -25,9 +25,13 @@ class Gate:
     the live AUC or its log-loss more than `max_logloss_rise` (absolute, nats) above the live
     log-loss. AUC is skipped when the labels hold a single class.
 
-    Without a live model (the first version), the candidate is accepted when it beats the
-    constant-CTR baseline (predicting the evaluation set's click rate) on log-loss: a model that
-    does not beat that is worse than serving nothing learned.
+    Without a live model (the first version), the candidate is accepted when it ranks the held-out
+    examples better than chance by a margin: AUC >= `min_first_auc`. What serving has without a
+    model is no ordering at all (a constant score, AUC 0.5), so that is the bar a ranker must
+    clear. Log-loss against the constant-CTR baseline is reported, not required: that baseline
+    knows the evaluation set's own click rate, and a cold model, which still starts from its prior
+    rate after a few thousand examples, loses to it long after it ranks well (docs/model.md).
+    From then on calibration is guarded, since no candidate may lose log-loss to the live one.
 
     Fewer than `min_examples` examples, or no click among them, is not enough evidence either way:
     the candidate is rejected and the live model (if any) stays.
@@ -36,6 +40,7 @@ class Gate:
     max_auc_drop: float = 0.005
     max_logloss_rise: float = 0.01
     min_examples: int = 1000
+    min_first_auc: float = 0.55
 
     def __post_init__(self) -> None:
         if self.max_auc_drop < 0 or self.max_logloss_rise < 0:
@@ -43,6 +48,8 @@ class Gate:
                              f"{self.max_auc_drop} and {self.max_logloss_rise}")
         if self.min_examples < 1:
             raise ValueError(f"min_examples must be >= 1, got {self.min_examples}")
+        if not 0.5 <= self.min_first_auc <= 1:
+            raise ValueError(f"min_first_auc must be in [0.5, 1], got {self.min_first_auc}")
 
     def evaluate(self, candidate_predictions: np.ndarray, live_predictions: np.ndarray | None,
                  labels: np.ndarray) -> GateDecision:
@@ -58,14 +65,12 @@ class Gate:
                                 f"({int(y.sum())} clicks), need {self.min_examples} with a click",
                                 metrics)
         if live_predictions is None:
-            baseline = logloss(y, np.full_like(y, y.mean()))
-            metrics["baseline_logloss"] = baseline
-            if metrics["candidate_logloss"] < baseline:
-                return GateDecision(True, "first version: beats the constant-CTR baseline "
-                                    f"({metrics['candidate_logloss']:.5f} < {baseline:.5f})",
-                                    metrics)
-            return GateDecision(False, "first version: does not beat the constant-CTR baseline "
-                                f"({metrics['candidate_logloss']:.5f} >= {baseline:.5f})", metrics)
+            metrics["baseline_logloss"] = logloss(y, np.full_like(y, y.mean()))
+            first_auc = metrics["candidate_auc"]
+            if not math.isnan(first_auc) and first_auc >= self.min_first_auc:
+                return GateDecision(True, f"first version: ranks better than chance (AUC {first_auc:.5f} "
+                                    f">= {self.min_first_auc})", metrics)
+            return GateDecision(False, f"first version: AUC {first_auc:.5f} < {self.min_first_auc}", metrics)
 
         live = _click_column(live_predictions)
         if live.shape != y.shape:

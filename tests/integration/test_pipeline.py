@@ -23,7 +23,7 @@ from freshrank.topics import read_topic
 pytestmark = pytest.mark.integration
 
 FAST_JOB = {
-    # Short windows and intervals so that a 40-simulated-second stream yields negatives and versions.
+    # Short windows and intervals so that a 400-simulated-second stream yields negatives and versions.
     "FRESHRANK_JOB__CLICK_WINDOW_MS": "10000",
     "FRESHRANK_JOB__PURCHASE_WINDOW_MS": "60000",
     "FRESHRANK_JOB__CHECKPOINT_INTERVAL_MS": "2000",
@@ -35,7 +35,13 @@ FAST_JOB = {
 def produce_with_truth(bootstrap: str, topic: str, n: int, seed: int) -> Counter:
     """n generated records, then one event two hours later that moves the watermark past them all
     (so every window closes); returns what was injected."""
-    gen = EventGenerator(GeneratorConfig(seed=seed, malformed_share=0.04, duplicate_share=0.04))
+    # 20 events per simulated second spreads the records over ~400 s of event time, so that, as in
+    # live traffic, each impression's negative (emitted when its 10 s click window closes) follows
+    # its neighbours' positives (emitted at click time) by a few hundred records. Compressed into
+    # 40 s, the job reads it as one catch-up backlog: every positive first, most negatives only at
+    # the closing event, and the model trained on that label-sorted order rightly fails the gate.
+    gen = EventGenerator(GeneratorConfig(seed=seed, malformed_share=0.04, duplicate_share=0.04,
+                                         events_per_second=20.0))
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
     timestamps = KafkaTimestamps()
     truth: Counter = Counter()

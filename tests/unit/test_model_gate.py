@@ -9,12 +9,20 @@ GOOD = np.clip(0.1 + 0.3 * (LABELS - 0.1) + RNG.normal(0, 0.05, 5000), 0.01, 0.9
 NOISE = np.clip(0.1 + RNG.normal(0, 0.05, 5000), 0.01, 0.99)
 
 
-def test_first_version_needs_to_beat_constant_ctr():
+def test_first_version_must_rank_better_than_chance():
     gate = Gate(min_examples=1000)
     accepted = gate.evaluate(GOOD, None, LABELS)
-    assert accepted.accepted and "baseline" in accepted.reason
-    assert accepted.metrics["candidate_logloss"] < accepted.metrics["baseline_logloss"]
+    assert accepted.accepted and "better than chance" in accepted.reason
+    assert accepted.metrics["candidate_auc"] >= gate.min_first_auc
+    # A constant score and random scores give no ordering: nothing to ship.
     assert not gate.evaluate(np.full(5000, 0.5), None, LABELS).accepted
+    assert not gate.evaluate(NOISE, None, LABELS).accepted
+    # A cold model ranks well before it is calibrated: ranking decides, log-loss is reported.
+    miscalibrated = gate.evaluate(0.5 + 0.5 * (GOOD - 0.1), None, LABELS)  # same order, near 0.5
+    assert miscalibrated.accepted
+    assert miscalibrated.metrics["candidate_logloss"] > miscalibrated.metrics["baseline_logloss"]
+    with pytest.raises(ValueError):
+        Gate(min_first_auc=0.4)
 
 
 def test_candidate_within_limits_replaces_live():
