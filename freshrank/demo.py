@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 from freshrank.config import FreshrankConfig
 from freshrank.stack import FlinkCluster, Stack, StackError, submit_split
@@ -86,23 +87,29 @@ def run_demo(cfg: FreshrankConfig, args) -> int:
     def say(text: str) -> None:
         print(f"[{time.monotonic() - started:5.0f} s] {text}", flush=True)
 
-    stack = Stack(cfg)
+    stack, flink = Stack(cfg), FlinkCluster(cfg)
+    running = [j["jid"] for j in flink.rest("/jobs/overview").get("jobs", [])
+               if j["state"] == "RUNNING"] if flink.ready() else []
     stack.up(wait_for_flink=False)
     # Events flow while Flink starts and the job is submitted (a minute or more on 2 busy cores):
     # the job then finds them waiting, and since event time is wall time, the click windows of
     # the first impressions have already closed when it reads them, so negatives come at once.
     stack.spawn("producer", _cli(args, "produce", "-n", "0", "--rate", str(args.rate)))
     say(f"Kafka is up; producing {args.rate:,.0f} events/s in the background")
-    flink = FlinkCluster(cfg)
+    submitting = None
+    if not running:
+        # Two jobs, so that the feature stage and the trainer each have a core, their own
+        # checkpoints and restarts, and the feature stage its own state backend. Each `flink run`
+        # starts a JVM and plans for ~20 s before it talks to the cluster, so they start now,
+        # while the cluster does (its REST client retries until the JobManager answers).
+        submitting = ThreadPoolExecutor(1).submit(
+            submit_split, flink, ["--config", args.config] if args.config else [])
     flink.wait_ready()
     say("Flink is up")
-    running = [j for j in flink.rest("/jobs/overview").get("jobs", []) if j["state"] == "RUNNING"]
     if running:
-        say(f"job(s) already running: {', '.join(j['jid'] for j in running)}")
+        say(f"job(s) already running: {', '.join(running)}")
     else:
-        # Two jobs, so that the feature stage and the trainer each have a core, their own
-        # checkpoints and restarts, and the feature stage its own state backend.
-        for stages, job_id in submit_split(flink, ["--config", args.config] if args.config else []):
+        for stages, job_id in submitting.result():
             say(f"job submitted ({stages}): {job_id}")
     stack.spawn("serving", _cli(args, "serve"))
     say(f"serving started; waiting for the first model version (up to {args.timeout:.0f} s) ...")

@@ -368,6 +368,9 @@ env:
   java:
     opts:
       all: {java_opts}
+      # `flink run` is a short-lived JVM that spends its life loading and planning: without the
+      # C2 compiler and with the serial GC, two parallel submissions take ~22 s instead of ~32 s.
+      client: -XX:TieredStopAtLevel=1 -XX:+UseSerialGC
   pid:
     dir: {self.pid_dir}
 jobmanager:
