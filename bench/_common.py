@@ -38,24 +38,16 @@ def machine() -> dict[str, Any]:
 def descendant_cpu_ticks(exclude: set[int]) -> dict[int, tuple[str, int]]:
     """Command name and CPU ticks (utime + stime) of every process below this one: the JVM that
     runs a MiniCluster and its Python workers (`exclude`: e.g. the Kafka broker, when started here)."""
-    parents, stats = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    from freshrank.stack import descendants
+    ticks = {}
+    for pid in descendants(os.getpid(), exclude):
         try:
-            text = stat.read_text()
+            text = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue  # exited meanwhile
-        pid = int(stat.parent.name)
         fields = text[text.rindex(")") + 2:].split()  # proc(5) fields 3..: state, ppid, ...
-        parents[pid] = int(fields[1])
-        stats[pid] = (text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12]))
-    below, frontier = set(), [os.getpid()]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in below and pid not in exclude:
-                below.add(pid)
-                frontier.append(pid)
-    return {pid: stats[pid] for pid in below}
+        ticks[pid] = (text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12]))
+    return ticks
 
 
 def write_json(result: dict[str, Any], path: Path) -> Path:

@@ -162,8 +162,31 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+def descendants(pid: int, exclude: set[int] = frozenset()) -> list[int]:
+    """Every live process below pid, read from /proc (parents before their children), leaving
+    out `exclude` and everything below it."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child in exclude:
+                continue
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def stop_pid(pid: int, grace_s: float = 20.0) -> None:
-    """SIGTERM the process group (the process and its children), then SIGKILL after grace_s."""
+    """SIGTERM the process group (the process and its children), then SIGKILL after grace_s.
+    Descendants outside the group (the TaskManager's Python workers) that outlive it are killed
+    too: an orphaned worker would otherwise keep running after `make down`."""
+    below = descendants(pid)
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
@@ -171,12 +194,18 @@ def stop_pid(pid: int, grace_s: float = 20.0) -> None:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
-                return
+                break
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)
+        if not pid_alive(pid):
+            break
+    for child in below:
+        if pid_alive(child):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _spawn(cmd: list[str], log_path: Path, pid_path: Path, env: dict | None = None, cwd: Path | None = None) -> int:
