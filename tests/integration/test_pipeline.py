@@ -29,6 +29,9 @@ FAST_JOB = {
     "FRESHRANK_JOB__CHECKPOINT_INTERVAL_MS": "2000",
     "FRESHRANK_JOB__PUBLISH_INTERVAL_MS": "3000",
     "FRESHRANK_JOB__GATE_MIN_EXAMPLES": "200",
+    # This test checks what a publication carries, not how good a model of 25k cold-start examples
+    # is: its first accepted versions ranked at AUC 0.554-0.696 in four runs, near the 0.55 default.
+    "FRESHRANK_JOB__GATE_MIN_FIRST_AUC": "0.52",
 }
 
 
