@@ -578,9 +578,14 @@ class Stack:
         log("kafka stopped" if stopped else "kafka was not running")
 
     def spawn(self, name: str, cmd: list[str]) -> int:
-        """Start a long-running helper process (producer, serving) that `down` will stop."""
+        """Start a long-running helper process (producer, serving) that `down` will stop. One of
+        that name still running from an earlier start is stopped first: its pid file is about to
+        be overwritten, and `down` would no longer find it."""
         state = self.cfg.stack.state_path()
         (state / "pids").mkdir(parents=True, exist_ok=True)
+        earlier = _read_pid(state / "pids" / f"{name}.pid")
+        if earlier and pid_alive(earlier):
+            stop_pid(earlier)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         return _spawn(cmd, state / "logs" / f"{name}.log", state / "pids" / f"{name}.pid", env=env, cwd=REPO_ROOT)

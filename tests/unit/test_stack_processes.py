@@ -37,3 +37,22 @@ def test_descendants_of_a_process_without_children_is_empty():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_spawning_a_helper_again_stops_the_one_started_before(tmp_path):
+    import dataclasses
+
+    from freshrank.config import FreshrankConfig
+    from freshrank.stack import Stack
+
+    cfg = FreshrankConfig()
+    stack = Stack(dataclasses.replace(cfg, stack=dataclasses.replace(cfg.stack, state_dir=str(tmp_path))))
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    first = stack.spawn("helper", sleeper)
+    second = stack.spawn("helper", sleeper)  # e.g. `make demo` run twice without `make down`
+    try:
+        assert first != second and pid_alive(second)
+        assert not pid_alive(first)
+        assert int((tmp_path / "pids" / "helper.pid").read_text().split()[0]) == second
+    finally:
+        stop_pid(second, grace_s=2.0)
