@@ -2,17 +2,19 @@
 
     python -m bench.features [--quick] [--json PATH] [--users N] [--events N] [--flink KEY=VALUE ...]
 
-The job's own feature stage (flink_jobs.online_training with job.stages = "features": validation
-UDF, deduplication, user and item OVER windows, label joins, and the Kafka sinks of examples,
-online features and dead letters, exactly-once) runs in a MiniCluster with the job's environment
+The job's own feature stage (flink_jobs.online_training with job.stages = "features") runs in a
+MiniCluster in two bounded jobs: its validation half fills the run's clean topic (untimed:
+bench.validation measures it), then its feature half (deduplication, user and item OVER windows,
+label joins, and the Kafka sinks of examples and online features, exactly-once) is timed, with
+the job's environment
 (checkpoints every 5 s, parallelism 1, and the settings of a features-only job: the heap state
 backend and object reuse by default, job.features_state_backend and job.features_object_reuse;
 FRESHRANK_JOB__FEATURES_STATE_BACKEND=rocksdb FRESHRANK_JOB__FEATURES_OBJECT_REUSE=false measures
 the settings of a job with stages = "all"). `--flink KEY=VALUE` adds Flink options on top of the
 job's own, to compare settings. It reads a fresh topic of generated
 events (freshrank.datagen, user ids drawn from `--users` ids, Kafka timestamp = event time as in
-production) through the job's source made bounded, so the job ends when the topic is read and the
-end of input closes every window. Each run is timed from the first event out of the source's
+production) through the job's sources made bounded, so each job ends when its topic is read and
+the end of input closes every window. Each run is timed from the first event out of the source's
 chain (the job is deployed, its Python worker up) to the job's end; two runs, of n and 3n events,
 cancel what is left of start-up and the end (the final checkpoint) out of the figure:
 
@@ -119,7 +121,7 @@ def run_config(base: FreshrankConfig, run_id: str, work: Path) -> FreshrankConfi
     topics = dataclasses.replace(
         base.kafka.topics, partitions=1,
         **{name: f"bench.features.{run_id}.{name}" for name in (
-            "events", "dlq", "features_user", "features_item", "training_examples", "training_ledger",
+            "events", "dlq", "events_clean", "features_user", "features_item", "training_examples", "training_ledger",
             "model_versions", "model_deltas")})
     return dataclasses.replace(
         base,
@@ -129,31 +131,42 @@ def run_config(base: FreshrankConfig, run_id: str, work: Path) -> FreshrankConfi
         stack=dataclasses.replace(base.stack, flink_rest_port=_free_port()))
 
 
-def bounded_source(cfg: FreshrankConfig) -> list[str]:
-    """The job's source (01_source.sql), read to the end offsets at start-up and then finished."""
+def bounded_source(cfg: FreshrankConfig, table: str) -> str:
+    """A source table of the job (01_source.sql), read to the end offsets at start-up and then
+    finished."""
     from flink_jobs.sql_files import statements
-    out = []
-    for stmt in statements("01_source.sql", cfg):
-        if "CREATE TABLE raw_events" in stmt:
-            bounded = stmt.replace("'connector' = 'kafka',", "'connector' = 'kafka',\n  'scan.bounded.mode' = 'latest-offset',", 1)
-            if bounded == stmt:
-                raise RuntimeError("01_source.sql changed: cannot make raw_events bounded")
-            stmt = bounded
-        out.append(stmt)
-    return out
+    stmt = next(s for s in statements("01_source.sql", cfg) if f"CREATE TABLE {table} " in s)
+    bounded = stmt.replace("'connector' = 'kafka',", "'connector' = 'kafka',\n  'scan.bounded.mode' = 'latest-offset',", 1)
+    if bounded == stmt:
+        raise RuntimeError(f"01_source.sql changed: cannot make {table} bounded")
+    return bounded
 
 
-def run_job(cfg: FreshrankConfig, connector_jar: str, sample: bool, exclude_pids: set[int],
-            flink_options: dict[str, str] | None = None) -> dict:
-    """The feature stage over the whole events topic; its runtime and checkpoint statistics."""
+def validate_into_clean_topic(cfg: FreshrankConfig, connector_jar: str, flink_options: dict[str, str] | None) -> None:
+    """The job's validation half over the whole events topic, filling the run's clean topic (untimed)."""
     from flink_jobs import online_training as job
     from flink_jobs.sql_files import statements
 
     env, t_env = job.build_environment(cfg, connector_jar, flink_options)
-    for stmt in bounded_source(cfg) + statements("02_sinks.sql", cfg):
+    for stmt in [bounded_source(cfg, "raw_events"), *statements("02_sinks.sql", cfg)]:
         t_env.execute_sql(stmt)
     sinks = t_env.create_statement_set()
-    job._add_feature_stage(cfg, t_env, sinks)  # what build_pipeline adds for job.stages = "features"
+    job.add_validation(cfg, t_env, sinks)
+    sinks.attach_as_datastream()
+    env.execute(f"freshrank bench: validation {cfg.job.model_name}")
+
+
+def run_job(cfg: FreshrankConfig, connector_jar: str, sample: bool, exclude_pids: set[int],
+            flink_options: dict[str, str] | None = None) -> dict:
+    """The feature half over the whole clean topic; its runtime and checkpoint statistics."""
+    from flink_jobs import online_training as job
+    from flink_jobs.sql_files import statements
+
+    env, t_env = job.build_environment(cfg, connector_jar, flink_options)
+    for stmt in [bounded_source(cfg, "clean_events"), *statements("02_sinks.sql", cfg)]:
+        t_env.execute_sql(stmt)
+    sinks = t_env.create_statement_set()
+    job.add_features(cfg, t_env, sinks)  # with add_validation, what job.stages = "features" runs
     sinks.attach_as_datastream()
     client = env.execute_async(f"freshrank bench: features {cfg.job.model_name}")
     job_id = str(client.get_job_id())
@@ -293,6 +306,7 @@ def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclu
             create_topics(cfg, log=lambda *_: None)
             _produce(cfg.kafka.bootstrap, cfg.kafka.topics.events, part)
             print(f"  run {label}: {len(part):,} events on {cfg.kafka.topics.events} ...", flush=True)
+            validate_into_clean_topic(cfg, connector_jar, flink_options)
             run = run_job(cfg, connector_jar, sample=label == "3n", exclude_pids=exclude_pids,
                           flink_options=flink_options)
             run["events"] = len(part)

@@ -1,19 +1,21 @@
 """Events/s of the validation stage inside Flink (Kafka -> validation function -> sinks), one core.
 
 Generated records (1% malformed) are written to fresh topics; a bounded Kafka source reads them,
-the job's validation function (flink_jobs.validation_udf, a pandas function over Arrow batches)
-classifies each one exactly as in the job, and the clean and dead-letter branches go to blackhole
-sinks. Two runs, of n and 3n records, cancel the job's start-up out of the figure: events/s =
+the job's validation half (flink_jobs.online_training.add_validation: the pandas function over
+Arrow batches of flink_jobs.validation_udf) classifies each one exactly as in the job, clean
+events go to a Kafka topic through the job's clean-topic sink, dead letters to a blackhole. Two
+runs, of n and 3n records, cancel the job's start-up out of the figure: events/s =
 2n / (runtime(3n) - runtime(n)), after an untimed warm-up run; each run is repeated and its
-shortest runtime kept, since on a shared machine a run is only ever slowed down. Peers, on the same records in this process: the
-plain Python loop over `udfs.validation.validate` (the ratio shows what the Flink hop costs) and
-the job's batch function called directly on pandas batches (what the same work costs without
-Flink's transport). CPU time per event, start-up cancelled the same way, is reported for the
+shortest runtime kept, since on a shared machine a run is only ever slowed down. Peers, on the
+same records in this process: the plain Python loop over `udfs.validation.validate` (the ratio
+shows what the Flink hop costs) and the job's batch function called directly on pandas batches
+(what the same work costs without Flink's transport). CPU time per event, start-up cancelled the same way, is reported for the
 Python side (a local MiniCluster runs Python functions in this process: PyFlink's loopback mode)
 and the JVM; it is less disturbed by other load on the machine than the wall-clock rate.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import site
 import sys
@@ -27,11 +29,15 @@ from freshrank.produce import KafkaTimestamps
 from freshrank.stack import KafkaBroker, Stack, ensure_artifacts
 
 
-def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    from confluent_kafka import Producer
+def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+
+def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    from confluent_kafka import Producer
+    _create_topic(bootstrap, topic, 1)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
                          "compression.type": "lz4"})
     # Record timestamps follow event time, as in production, so the source's watermark (and the
@@ -68,13 +74,14 @@ def _cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, 
     return used
 
 
-def _flink_run(cfg, topic: str, connector_jar: str, mode: str, exclude: set[int]) -> dict:
+def _flink_run(cfg, topic: str, clean_topic: str, connector_jar: str, mode: str, exclude: set[int]) -> dict:
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.table import Schema, StreamTableEnvironment
-    from pyflink.table.expressions import col
+    from pyflink.table import StreamTableEnvironment
 
-    from flink_jobs.validation_udf import python_options, validate_event_udf
+    from flink_jobs.online_training import add_validation
+    from flink_jobs.sql_files import statements
+    from flink_jobs.validation_udf import python_options
 
     conf = Configuration()
     conf.set_string("pipeline.jars", f"file://{connector_jar}")
@@ -94,17 +101,14 @@ def _flink_run(cfg, topic: str, connector_jar: str, mode: str, exclude: set[int]
       ) WITH ('connector' = 'kafka', 'topic' = '{topic}',
         'properties.bootstrap.servers' = '{cfg.kafka.bootstrap}', 'properties.group.id' = 'bench-{topic}',
         'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'raw')""")
-    t_env.execute_sql("CREATE TABLE clean_sink (event_id STRING, type STRING) WITH ('connector' = 'blackhole')")
-    t_env.execute_sql("CREATE TABLE dlq_sink (dlq STRING) WITH ('connector' = 'blackhole')")
-    raw = t_env.sql_query("SELECT `value`, `topic`, `partition`, `offset`, "
-                          "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events")
-    checked = raw.map(validate_event_udf(cfg.validation)(
-        col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
-    checked = t_env.from_data_stream(t_env.to_data_stream(checked), Schema.new_builder().build())
-    t_env.create_temporary_view("checked", checked)
+    # The job's validation half with its clean-topic sink (at-least-once, as in the job); dead
+    # letters (1%) to a blackhole, since the job's transactional sink commits only on checkpoints.
+    bench_cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(
+        cfg.kafka, topics=dataclasses.replace(cfg.kafka.topics, events_clean=clean_topic)))
+    t_env.execute_sql(next(stmt for stmt in statements("02_sinks.sql", bench_cfg) if "clean_events_sink" in stmt))
+    t_env.execute_sql("CREATE TABLE dlq_sink (`value` STRING) WITH ('connector' = 'blackhole')")
     sinks = t_env.create_statement_set()
-    sinks.add_insert_sql("INSERT INTO clean_sink SELECT event_id, type FROM checked WHERE ok")
-    sinks.add_insert_sql("INSERT INTO dlq_sink SELECT dlq FROM checked WHERE NOT ok")
+    add_validation(bench_cfg, t_env, sinks)
     sinks.attach_as_datastream()
     before = _cpu_seconds(exclude)
     result = env.execute(f"bench validation {mode}")
@@ -199,6 +203,8 @@ def main() -> None:
         small, large = f"bench.validation.{run_id}.small", f"bench.validation.{run_id}.large"
         _produce(cfg.kafka.bootstrap, small, records[:n])
         _produce(cfg.kafka.bootstrap, large, records)
+        clean = f"bench.validation.{run_id}.clean"  # every run writes its clean events here
+        _create_topic(cfg.kafka.bootstrap, clean, cfg.kafka.topics.partitions)
         plain = _plain_python(records, repeat)
         batch = _batch_function(cfg, records, repeat)
         modes = ("process", "thread") if args.mode == "both" else (args.mode,)
@@ -208,10 +214,10 @@ def main() -> None:
             runs = {"n": [], "3n": []}
             # The MiniCluster's JVM is shared by every run here and the first one in it pays for
             # class loading and JIT compilation: untimed, or it would pad t(n) and inflate the rate.
-            _flink_run(cfg, small, str(artifacts.connector_jar), mode, exclude)
+            _flink_run(cfg, small, clean, str(artifacts.connector_jar), mode, exclude)
             for _ in range(repeat):
-                runs["n"].append(_flink_run(cfg, small, str(artifacts.connector_jar), mode, exclude))
-                runs["3n"].append(_flink_run(cfg, large, str(artifacts.connector_jar), mode, exclude))
+                runs["n"].append(_flink_run(cfg, small, clean, str(artifacts.connector_jar), mode, exclude))
+                runs["3n"].append(_flink_run(cfg, large, clean, str(artifacts.connector_jar), mode, exclude))
             runtimes[mode] = runs
             rates[mode] = 2 * n / max(min(r["seconds"] for r in runs["3n"]) - min(r["seconds"] for r in runs["n"]), 1e-9)
             # CPU per event, start-up cancelled the same way; less disturbed by other load than the

@@ -1,6 +1,6 @@
 """The freshrank online-training job.
 
-Kafka events -> validate/clean (Python UDF) -> dead letters | dedup (SQL) -> event time ->
+Kafka events -> validate/clean (Python UDF) -> dead letters | clean events topic -> dedup (SQL) -> event time ->
 point-in-time features (SQL OVER windows) -> label join (SQL interval joins) -> examples topic ->
 micro-batches (SQL window) -> training operator (Python, keyed by model, model in Flink state) ->
 model versions, embedding deltas and the training ledger (Kafka, exactly-once). Online features go
@@ -24,6 +24,7 @@ from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 
+from flink_jobs.clean_topic import key_lookup_sql
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
@@ -113,47 +114,74 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
     sinks.attach_as_datastream()
 
 
-def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
-    """Raw events to dead letters, online features and labelled examples on the examples topic."""
-    # 1. Validate and clean: a vectorised Python function, one call per Arrow batch of raw records.
+def add_validation(cfg: FreshrankConfig, t_env, sinks) -> None:
+    """Tables raw_events -> validation function -> dlq_sink (rejects) and clean_events_sink.
+
+    The validation half of the feature stage, on its own for bench.validation."""
+    # A vectorised Python function, one call per Arrow batch of raw records.
     raw = t_env.sql_query(
         "SELECT `value`, `topic`, `partition`, `offset`, "
         "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events")
-    checked = raw.map(validate_event_udf(cfg.validation)(
+    # Batch watermarks go to every clean partition, which is right only when one subtask reads
+    # every raw partition (flink_jobs/clean_topic.py).
+    checked = raw.map(validate_event_udf(cfg.validation, mark_batches=cfg.job.parallelism == 1)(
         col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
-    # Back through a DataStream so the Python map runs once for both branches, adding a
-    # processing-time attribute for deduplication. Declaring SOURCE_WATERMARK() is what carries
-    # the Kafka source's watermarks across the conversion (without it they are dropped).
-    checked = t_env.from_data_stream(
-        t_env.to_data_stream(checked),
-        Schema.new_builder()
-        .column_by_expression("pt", "PROCTIME()")
-        .column_by_expression("arrival_time", "TO_TIMESTAMP_LTZ(COALESCE(event_time, 0), 3)")
-        .watermark("arrival_time", "SOURCE_WATERMARK()")
-        .build())
-    t_env.create_temporary_view("checked", checked)
+    # Back through a DataStream so the Python map runs once for both branches.
+    t_env.create_temporary_view("checked", t_env.from_data_stream(t_env.to_data_stream(checked)))
+    sinks.add_insert_sql("INSERT INTO dlq_sink SELECT record FROM checked WHERE NOT ok")
+    # Clean events to the clean topic, each on its raw partition's number, and each batch's
+    # watermark as a marker to every clean partition. One INSERT, so that in each partition a
+    # marker follows the events validated before it.
+    partitions = cfg.kafka.topics.partitions
+    every_partition = ", ".join(map(str, range(partitions)))
+    sinks.add_insert_sql(
+        "INSERT INTO clean_events_sink "
+        f"SELECT {key_lookup_sql(partitions, 'source_partition')}, TO_TIMESTAMP_LTZ(event_time, 3), record "
+        "FROM checked WHERE ok "
+        "UNION ALL "
+        f"SELECT {key_lookup_sql(partitions, 'clean_partition')}, TO_TIMESTAMP_LTZ(batch_watermark, 3), "
+        "CONCAT('{\"event_time\":', CAST(batch_watermark AS STRING), '}') "
+        f"FROM checked CROSS JOIN UNNEST(ARRAY[{every_partition}]) AS marker(clean_partition) "
+        "WHERE batch_watermark IS NOT NULL")
 
-    # 2. Deduplicate by event_id: a processing-time OVER count numbers the copies of each id (JVM
-    # state with TTL, append-only), copy 1 goes on, later copies are only counted.
+
+def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
+    """Raw events to dead letters and the clean topic; clean events to online features and
+    labelled examples on the examples topic."""
+    add_validation(cfg, t_env, sinks)
+    add_features(cfg, t_env, sinks)
+
+
+def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
+    """Table clean_events -> deduplication -> features and the label join -> online-feature sinks,
+    duplicates_sink and training_examples_sink. The feature half, on its own for bench.features."""
+    # 1. Deduplicate by event_id: a processing-time OVER count numbers the copies of
+    # each id (JVM state with TTL, append-only), copy 1 goes on, later copies are only counted.
+    # An event behind the clean topic's watermark (possible only right after the validation half
+    # restarted, its raw watermark not yet re-established) enters event time at that watermark,
+    # as the validator does with the raw one: windows downstream would drop it as late.
     numbered = t_env.sql_query(
         "SELECT event_id, type, ts, event_time, user_id, session_id, request_id, query, "
-        "item_ids, item_positions, item_prices, item_categories, item_brands, item_id, "
+        "items.item_id AS item_ids, items.`position` AS item_positions, items.price AS item_prices, "
+        "items.category AS item_categories, items.brand AS item_brands, item_id, "
         "price, quantity, category, brand, device, platform, "
+        "CASE WHEN clean_time < CURRENT_WATERMARK(clean_time) THEN CURRENT_WATERMARK(clean_time) "
+        "ELSE clean_time END AS feature_time, "
         "COUNT(*) OVER (PARTITION BY event_id ORDER BY pt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS copy "
-        "FROM checked WHERE ok")
-    # Event time keeps the source's per-partition, idle-aware watermark (Kafka timestamps). The
-    # validator moved any event behind it up to it (event_time), so no event is ever late here.
+        "FROM clean_events WHERE event_id IS NOT NULL")  # not the watermark markers
+    # Event time keeps the clean source's per-partition, idle-aware watermark, so no event is
+    # ever late here.
     numbered = t_env.from_data_stream(
         t_env.to_data_stream(numbered),
         Schema.new_builder()
-        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_time, 3)")
+        .column_by_expression("rowtime", "CAST(feature_time AS TIMESTAMP_LTZ(3))")
         .watermark("rowtime", "SOURCE_WATERMARK()")
         .build())
-    t_env.create_temporary_view("numbered_events", numbered)
+    t_env.create_temporary_view("numbered_events", numbered.drop_columns(col("feature_time")))
     t_env.create_temporary_view("events", t_env.sql_query("SELECT * FROM numbered_events WHERE copy = 1"))
     t_env.create_temporary_function("count_duplicate", count_duplicate_udf())
 
-    # 3. Features and the label join (SQL in flink_jobs/sql/). The feature views feed both the
+    # 2. Features and the label join (SQL in flink_jobs/sql/). The feature views feed both the
     # online-feature sinks and the label join; each is computed once (see _materialize).
     _run_sql(t_env, cfg, "03_user_features.sql")
     _materialize(t_env, "user_features_computed", "user_features")
@@ -162,7 +190,6 @@ def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
     _run_sql(t_env, cfg, "05_labels.sql")
     _run_sql(t_env, cfg, "06_examples.sql")
 
-    sinks.add_insert_sql("INSERT INTO dlq_sink SELECT dlq FROM checked WHERE NOT ok")
     sinks.add_insert_sql("INSERT INTO duplicates_sink SELECT count_duplicate(event_id) FROM numbered_events WHERE copy > 1")
     for stmt in statements("07_online_features.sql", cfg):
         sinks.add_insert_sql(stmt)

@@ -2,20 +2,16 @@
 
 Flink hands the function a batch of raw records as pandas Series over Arrow (up to
 `python.fn-execution.arrow.batch.size` rows) and takes back one pandas DataFrame: per record
-the clean event's columns when `ok`, otherwise the dead-letter record as JSON in `dlq`. Per
-record, only `udfs.validation.validate` runs in Python; the hop between the JVM and Python is
-one Arrow batch each way instead of one pickled row each way, which cost more than the
-validation itself. It is applied with Table.map, so it runs exactly once per record (a SQL
-projection of a ROW-valued UDF could be expanded into one call per field).
+`ok`, the Kafka partition it came from, its event time and one JSON text, the clean-topic record
+(udfs.clean_record) when `ok`, else the dead-letter record. Per record, only
+`udfs.validation.validate_columnar` and one JSON encoding run in Python; the hop between the JVM
+and Python is one Arrow batch each way. It is applied with Table.map, so it runs exactly once
+per record (a SQL projection of a ROW-valued UDF could be expanded into one call per field).
 
-Flink cuts the batches at `python.fn-execution.arrow.batch.size` rows, and a bundle ends a batch
-early: the job raises both to ARROW_BATCH_SIZE (from PyFlink's 1,000; see `python_options`), since
-part of the per-batch cost (one pandas Series and one Arrow array per column each way, one Beam
-bundle with its metric report) does not grow with the rows.
-
-PyFlink's Arrow conversion does not take an ARRAY of ROWs, so an impression's items travel as
-five parallel arrays (`item_ids`, `item_positions`, ...; element k of each is item k); SQL
-unnests them with `UNNEST(item_ids) WITH ORDINALITY` and indexes the others.
+The row is narrow on purpose. A typed row with the event's 22 columns (five of them item arrays)
+cost more than validation itself: Arrow conversion of the list columns in Python, and a copy of
+the wide row at every chained JVM operator. The clean event travels as text to the clean topic,
+where Flink's JSON format types it again in the JVM, once (docs/design.md).
 """
 from __future__ import annotations
 
@@ -27,6 +23,7 @@ from typing import Any, Sequence
 from pyflink.table import DataTypes
 from pyflink.table.udf import ScalarFunction, udf
 
+from udfs.clean_record import to_clean_record
 from udfs.config import ValidationConfig
 from udfs.dlq import to_dlq_record
 from udfs.reasons import REASON_CODES
@@ -34,61 +31,49 @@ from udfs.validation import validate_columnar
 
 CHECKED_TYPE = DataTypes.ROW([
     DataTypes.FIELD("ok", DataTypes.BOOLEAN()),
-    DataTypes.FIELD("dlq", DataTypes.STRING()),
-    DataTypes.FIELD("event_id", DataTypes.STRING()),
-    DataTypes.FIELD("type", DataTypes.STRING()),
-    DataTypes.FIELD("ts", DataTypes.BIGINT()),
-    # ts, or the watermark the event arrived behind: what the event-time pipeline uses.
+    # The raw record's partition: the clean record goes to the same partition number of the clean
+    # topic, so that topic keeps each partition's order and watermark (flink_jobs/clean_topic.py).
+    DataTypes.FIELD("source_partition", DataTypes.INT()),
+    # ts, or the watermark the event arrived behind: what the event-time pipeline uses. Null for
+    # a dead letter.
     DataTypes.FIELD("event_time", DataTypes.BIGINT()),
-    DataTypes.FIELD("user_id", DataTypes.STRING()),
-    DataTypes.FIELD("session_id", DataTypes.STRING()),
-    DataTypes.FIELD("request_id", DataTypes.STRING()),
-    DataTypes.FIELD("query", DataTypes.STRING()),
-    # An impression's items, one array per item field (empty for other events).
-    DataTypes.FIELD("item_ids", DataTypes.ARRAY(DataTypes.STRING())),
-    DataTypes.FIELD("item_positions", DataTypes.ARRAY(DataTypes.INT())),
-    DataTypes.FIELD("item_prices", DataTypes.ARRAY(DataTypes.DOUBLE())),
-    DataTypes.FIELD("item_categories", DataTypes.ARRAY(DataTypes.STRING())),
-    DataTypes.FIELD("item_brands", DataTypes.ARRAY(DataTypes.STRING())),
-    DataTypes.FIELD("item_id", DataTypes.STRING()),
-    DataTypes.FIELD("price", DataTypes.DOUBLE()),
-    DataTypes.FIELD("quantity", DataTypes.DOUBLE()),
-    DataTypes.FIELD("category", DataTypes.STRING()),
-    DataTypes.FIELD("brand", DataTypes.STRING()),
-    DataTypes.FIELD("device", DataTypes.STRING()),
-    DataTypes.FIELD("platform", DataTypes.STRING()),
+    # The clean-topic record when ok, else the dead-letter record (both JSON).
+    DataTypes.FIELD("record", DataTypes.STRING()),
+    # On a batch's first row only: the watermark it arrived behind, which the job also writes to
+    # every clean partition as a marker (flink_jobs/clean_topic.py). Null elsewhere.
+    DataTypes.FIELD("batch_watermark", DataTypes.BIGINT()),
 ])
 CHECKED_COLUMNS: tuple[str, ...] = tuple(CHECKED_TYPE.field_names())
-ITEM_COLUMNS = ("item_ids", "item_positions", "item_prices", "item_categories", "item_brands")
 
-# Rows per Arrow batch and per Python bundle. A batch spans at most python.fn-execution.bundle.time
-# (1 s by default) whatever its size, so latency stays bounded at low rates.
-ARROW_BATCH_SIZE = 5_000
+# Rows per Arrow batch, and per Python bundle. Python works on batch k while the JVM fills batch
+# k + 1, and the JVM waits for Python only at the end of a bundle: a bundle of many batches keeps
+# both sides busy (one batch per bundle ran them in turn: 26k events/s against 41k). A bundle
+# spans at most python.fn-execution.bundle.time (1 s by default) whatever its size, so latency
+# stays bounded at low rates, and a checkpoint barrier ends it too.
+ARROW_BATCH_SIZE = 2_500
+BUNDLE_SIZE = 50_000
 
 
 def python_options() -> dict[str, str]:
     """Flink options for the job's Python functions (they apply to every Python operator: the
     training operator's records are micro-batches, so its bundles end on bundle.time anyway)."""
     return {"python.fn-execution.arrow.batch.size": str(ARROW_BATCH_SIZE),
-            "python.fn-execution.bundle.size": str(ARROW_BATCH_SIZE)}
+            "python.fn-execution.bundle.size": str(BUNDLE_SIZE)}
 
 
-_NO_ITEMS: tuple[list, ...] = ([],) * len(ITEM_COLUMNS)
-_NO_EVENT_HEAD = (None,) * 8  # event_id .. query
-_NO_EVENT_TAIL = (None,) * 7  # item_id .. platform
-
-
-def check_batch(values: Sequence[Any], watermarks_ms: Sequence[int | None], now_ms: int,
-                config: ValidationConfig, dlq_position) -> tuple[list[tuple], Counter]:
+def check_batch(values: Sequence[Any], partitions: Sequence[int], watermarks_ms: Sequence[int | None],
+                now_ms: int, config: ValidationConfig, dlq_position,
+                mark_batch: bool = True) -> tuple[list[tuple], Counter]:
     """Validate a batch of raw records into rows of CHECKED_TYPE (tuples, in column order).
 
-    ``dlq_position(i)`` gives record i's (topic, partition, offset), asked only for rejects.
-    Returns the rows and the rejections counted by reason code. Flink-free, for tests.
+    ``partitions[i]`` is record i's Kafka partition; ``dlq_position(i)`` gives its (topic,
+    partition, offset), asked only for rejects. With ``mark_batch``, the first row carries the
+    first record's watermark as ``batch_watermark``. Returns the rows and the rejections counted by
+    reason code. Flink-free, for tests.
     """
     rows: list[tuple] = []
     append = rows.append
     rejected: Counter = Counter()
-    no_items = _NO_ITEMS
     for index, raw in enumerate(values):
         watermark_ms = watermarks_ms[index]
         event, reason, detail = validate_columnar(raw, now_ms=now_ms, watermark_ms=watermark_ms, config=config)
@@ -97,16 +82,15 @@ def check_batch(values: Sequence[Any], watermarks_ms: Sequence[int | None], now_
             topic, partition, offset = dlq_position(index)
             record = to_dlq_record(raw, reason, detail, source_topic=topic, partition=partition,
                                    offset=offset, ingest_ms=now_ms, config=config)
-            append((False, json.dumps(record, ensure_ascii=False), *_NO_EVENT_HEAD, *no_items,
-                    *_NO_EVENT_TAIL))
+            append((False, partition, None, json.dumps(record, ensure_ascii=False), None))
             continue
-        (event_id, event_type, ts, user_id, session_id, request_id, query, items,
-         item_id, price, quantity, category, brand, device, platform) = event.values()
+        ts = event["ts"]
         # An event behind the watermark but within the allowed lateness enters event time at the
         # watermark: windows downstream would otherwise drop it silently as late.
         event_time = ts if watermark_ms is None or ts >= watermark_ms else watermark_ms
-        append((True, None, event_id, event_type, ts, event_time, user_id, session_id, request_id, query,
-                *(items or no_items), item_id, price, quantity, category, brand, device, platform))
+        append((True, partitions[index], event_time, to_clean_record(event, event_time), None))
+    if mark_batch and rows and watermarks_ms[0] is not None:
+        rows[0] = (*rows[0][:-1], watermarks_ms[0])
     return rows, rejected
 
 
@@ -125,8 +109,9 @@ def epoch_ms_column(watermark) -> list[int | None]:
 class ValidateEvents(ScalarFunction):
     """raw bytes + Kafka position + current watermark, as pandas Series -> checked rows, as a DataFrame."""
 
-    def __init__(self, config: ValidationConfig):
+    def __init__(self, config: ValidationConfig, mark_batches: bool = True):
         self.config = config
+        self.mark_batches = mark_batches
 
     def open(self, function_context):
         group = function_context.get_metric_group().add_group("freshrank")
@@ -146,7 +131,8 @@ class ValidateEvents(ScalarFunction):
         # The wall clock, for the future-skew check and the dead letters' ingest_ms, is read once
         # per batch: a batch spans at most python.fn-execution.bundle.time (1 s by default).
         now_ms = int(time.time() * 1000)
-        rows, rejected = check_batch(value.tolist(), epoch_ms_column(watermark), now_ms, self.config, dlq_position)
+        rows, rejected = check_batch(value.tolist(), partition.tolist(), epoch_ms_column(watermark), now_ms,
+                                     self.config, dlq_position, self.mark_batches)
         dead = sum(rejected.values())
         self.events_in.inc(len(rows))
         self.events_valid.inc(len(rows) - dead)
@@ -154,13 +140,13 @@ class ValidateEvents(ScalarFunction):
             self.events_dead_lettered.inc(dead)
             for code, count in rejected.items():
                 self.by_reason[code].inc(count)
-        # Object columns, no type inference: cheaper, and ts stays an exact integer where a
-        # column with a null would be inferred as float.
+        # Object columns, no type inference: cheaper, and event_time stays an exact integer where
+        # a column with a null would be inferred as float.
         return pd.DataFrame(rows, columns=CHECKED_COLUMNS, dtype=object)
 
 
-def validate_event_udf(config: ValidationConfig):
-    return udf(ValidateEvents(config), result_type=CHECKED_TYPE, func_type="pandas")
+def validate_event_udf(config: ValidationConfig, mark_batches: bool = True):
+    return udf(ValidateEvents(config, mark_batches), result_type=CHECKED_TYPE, func_type="pandas")
 
 
 class CountDuplicate(ScalarFunction):

@@ -34,13 +34,14 @@ def _require(ok: bool, where: str, message: str) -> None:
 class TopicsConfig:
     events: str = "freshrank.events"  # raw behaviour events, key = user_id
     dlq: str = "freshrank.events.dlq"  # dead letters with a reason code
+    events_clean: str = "freshrank.events.clean"  # validated, cleaned events; partition i = events' partition i
     features_user: str = "freshrank.features.user"  # compacted, key = user_id
     features_item: str = "freshrank.features.item"  # compacted, key = item_id
     model_versions: str = "freshrank.model.versions"  # one record per accepted version
     model_deltas: str = "freshrank.model.deltas"  # compacted, key = model/table/row
     training_examples: str = "freshrank.training.examples"  # labelled examples, key = model
     training_ledger: str = "freshrank.training.ledger"  # one record per trained chunk: which offsets, what came of them
-    partitions: int = 2  # partitions of the events topic (the job reads them in parallel)
+    partitions: int = 2  # partitions of the events topic and of the clean topic (read in parallel)
 
     def __post_init__(self) -> None:
         _require(self.partitions >= 1, "topics.partitions", "must be >= 1")
@@ -49,7 +50,7 @@ class TopicsConfig:
         return {self.features_user, self.features_item, self.model_deltas}
 
     def all(self) -> list[str]:
-        return [self.events, self.dlq, self.features_user, self.features_item,
+        return [self.events, self.dlq, self.events_clean, self.features_user, self.features_item,
                 self.training_examples, self.training_ledger, self.model_versions, self.model_deltas]
 
 
@@ -117,6 +118,12 @@ class JobConfig:
     checkpoint_dir: str = ""  # '' -> <stack state dir>/checkpoints
     watermark_delay_ms: int = 5_000  # bounded out-of-orderness of event time
     idle_partition_timeout_ms: int = 10_000  # an idle partition stops holding the watermark back
+    # The same for the clean topic, read by the feature stage. While events flow, the validator's
+    # watermark markers keep every clean partition active (flink_jobs/clean_topic.py); this only
+    # ends the wait after the last event of a stream that stops. It must outlast the validator's
+    # longest silence (its start-up above all): a source that goes idle and comes back races its
+    # own short and long paths (docs/design.md, known limits).
+    clean_idle_timeout_ms: int = 30_000
     dedup_ttl_ms: int = 3_600_000  # an event_id is remembered at least this long (SQL state TTL = max(this, 24 h))
     click_window_ms: int = 1_800_000  # click attribution window (30 min)
     purchase_window_ms: int = 86_400_000  # purchase attribution window (24 h)
@@ -145,7 +152,7 @@ class JobConfig:
                  f"must be 'rocksdb' or 'hashmap', got {self.state_backend!r}")
         _require(self.features_state_backend in ("", *STATE_BACKENDS), "job.features_state_backend",
                  f"must be '', 'rocksdb' or 'hashmap', got {self.features_state_backend!r}")
-        for name in ("watermark_delay_ms", "idle_partition_timeout_ms", "dedup_ttl_ms",
+        for name in ("watermark_delay_ms", "idle_partition_timeout_ms", "clean_idle_timeout_ms", "dedup_ttl_ms",
                      "click_window_ms", "purchase_window_ms", "batch_interval_ms",
                      "publish_interval_ms"):
             _require(getattr(self, name) > 0, f"job.{name}", "must be > 0")

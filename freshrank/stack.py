@@ -349,7 +349,7 @@ def create_topics(cfg: FreshrankConfig, bootstrap: str | None = None, log=print)
     for name in topics.all():
         if name in existing:
             continue
-        partitions = topics.partitions if name == topics.events else 1
+        partitions = topics.partitions if name in (topics.events, topics.events_clean) else 1
         conf = {"cleanup.policy": "compact"} if name in topics.compacted() else {}
         wanted.append(NewTopic(name, num_partitions=partitions, replication_factor=1, config=conf))
     for name, fut in admin.create_topics(wanted).items() if wanted else []:

@@ -7,6 +7,7 @@ Modules:
     fields      readers that check and repair one field (also used by serving).
     validation  validate(raw, ...) -> Verdict; to_json for clean events.
     dlq         to_dlq_record for freshrank.events.dlq.
+    clean_record  to_clean_record / from_clean_record for freshrank.events.clean.
     imputation  RunningStats and impute for missing prices and quantities.
 
 Nothing is imported here, so importing one module does not pull in the others.

@@ -12,6 +12,27 @@ CREATE TABLE dlq_sink (
   'format' = 'raw'
 );
 
+-- Clean events (udfs/clean_record.py), keyed so that each lands on its raw partition's number
+-- (flink_jobs/clean_topic.py); the record timestamp is the event time. At-least-once, not
+-- transactional: the feature stage sees an event as soon as it is validated instead of at the
+-- next checkpoint, and what a restart writes twice has the same event_id, so the deduplication
+-- after this topic removes (and counts) it.
+CREATE TABLE clean_events_sink (
+  k STRING,
+  event_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+  `value` STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_events_clean}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'sink.delivery-guarantee' = 'at-least-once',
+  'properties.linger.ms' = '5',
+  'key.format' = 'raw',
+  'key.fields' = 'k',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
 -- Removed duplicates are only counted (metric events_duplicate); nothing is kept.
 CREATE TABLE duplicates_sink (
   event_id STRING

@@ -34,11 +34,24 @@ def test_env_overrides_in_manifests_are_real_settings():
             if "FRESHRANK_" in line and "name:" in line:
                 env[line.split("name:")[1].strip()] = "1"
     assert env, "the manifests configure freshrank through FRESHRANK_* variables"
-    values = {k: {"FRESHRANK_KAFKA__BOOTSTRAP": "kafka:9092", "FRESHRANK_SERVING__PORT": "8000"}.get(k, "x")
+    values = {k: {"FRESHRANK_KAFKA__BOOTSTRAP": "kafka:9092", "FRESHRANK_SERVING__PORT": "8000",
+                  "FRESHRANK_KAFKA__TOPICS__PARTITIONS": "12"}.get(k, "x")
               for k in env}
     values["FRESHRANK_SERVING__HOST"] = "0.0.0.0"
     values["FRESHRANK_JOB__MODEL_STORE"] = "/models"
     load_config(env=values)  # raises ConfigError on an unknown or malformed setting
+
+
+def _env_settings(node):
+    """(name, value) of every FRESHRANK_* environment variable set anywhere in the documents."""
+    if isinstance(node, dict):
+        if str(node.get("name", "")).startswith("FRESHRANK_") and "value" in node:
+            yield node["name"], str(node["value"])
+        for child in node.values():
+            yield from _env_settings(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _env_settings(child)
 
 
 def test_topics_match_the_config():
@@ -47,3 +60,7 @@ def test_topics_match_the_config():
     assert set(names) == set(topics.all())
     for name in topics.compacted():
         assert names[name]["config"]["cleanup.policy"] == "compact"
+    # Clean partition i holds raw partition i's events (flink_jobs/clean_topic.py).
+    assert names[topics.events_clean]["partitions"] == names[topics.events]["partitions"]
+    job_env = dict(_env_settings(documents("flinkdeployment.yaml")))
+    assert job_env.get("FRESHRANK_KAFKA__TOPICS__PARTITIONS") == str(names[topics.events]["partitions"]), job_env

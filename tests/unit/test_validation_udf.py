@@ -1,6 +1,6 @@
 """The vectorised validation function of the job, without a Flink cluster: what it returns for a
-batch must be what `validate` says record by record, in the layout CHECKED_TYPE declares, and
-convertible by PyFlink's own pandas-to-Arrow step."""
+batch must be what `validate` says record by record (clean events as clean-topic records), in the
+layout CHECKED_TYPE declares, and convertible by PyFlink's own pandas-to-Arrow step."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 from flink_jobs.validation_udf import (
     CHECKED_COLUMNS,
     CHECKED_TYPE,
-    ITEM_COLUMNS,
     ValidateEvents,
     check_batch,
     epoch_ms_column,
 )
 from freshrank.datagen import EventGenerator, GeneratorConfig
+from udfs.clean_record import from_clean_record
 from udfs.config import DEFAULT_CONFIG, ValidationConfig
 from udfs.reasons import REASON_CODES
 from udfs.validation import CLEAN_ITEM_FIELDS, validate, validate_columnar
@@ -43,45 +43,61 @@ def positions(n: int):
     return lambda index: ("freshrank.events", 3, 1_000 + index)
 
 
+def check(values, watermarks, config=DEFAULT_CONFIG):
+    """check_batch on records that all came from partition 3; rows as dicts."""
+    rows, rejected = check_batch(values, [3] * len(values), watermarks, NOW, config, positions(len(values)))
+    assert all(len(row) == len(CHECKED_COLUMNS) for row in rows)
+    return [dict(zip(CHECKED_COLUMNS, row)) for row in rows], rejected
+
+
 def test_rows_follow_checked_type_and_match_validate():
     values = [encode(IMPRESSION), encode(LATE_CLICK), b"{not json", None]
-    rows, rejected = check_batch(values, [WATERMARK] * 4, NOW, DEFAULT_CONFIG, positions(4))
-    assert all(len(row) == len(CHECKED_COLUMNS) for row in rows)
-    impression, click, not_json, empty = (dict(zip(CHECKED_COLUMNS, row)) for row in rows)
+    (impression, click, not_json, empty), rejected = check(values, [WATERMARK] * 4)
 
     event = validate(values[0], now_ms=NOW, watermark_ms=WATERMARK).event
-    assert impression["ok"] and impression["dlq"] is None
-    assert impression["event_time"] == impression["ts"] == event["ts"]
-    for field in ("event_id", "type", "user_id", "session_id", "request_id", "query", "item_id", "price",
-                  "quantity", "category", "brand", "device", "platform"):
-        assert impression[field] == event[field], field
-    assert impression["query"] == "red shoes"
-    for column, field in zip(ITEM_COLUMNS, CLEAN_ITEM_FIELDS):
-        assert list(impression[column]) == [item[field] for item in event["items"]], column
+    assert impression["ok"] and impression["source_partition"] == 3
+    assert impression["event_time"] == event["ts"]
+    clean = from_clean_record(impression["record"])
+    assert clean == {**event, "event_time": event["ts"]} and clean["query"] == "red shoes"
+    # The record's own layout: an impression's items are five arrays, in display order.
+    assert json.loads(impression["record"])["items"] == {
+        "item_id": ["i-1", "i-2"], "position": [1, 2], "price": [10.0, None], "category": ["shoes", None],
+        "brand": ["acme", None]}
 
-    assert click["ok"] and click["ts"] == LATE_CLICK["ts"] and click["event_time"] == WATERMARK
-    assert click["price"] == 12.5 and all(list(click[c]) == [] for c in ITEM_COLUMNS)
+    assert click["ok"] and click["event_time"] == WATERMARK
+    clean_click = from_clean_record(click["record"])
+    assert clean_click["ts"] == LATE_CLICK["ts"] and clean_click["event_time"] == WATERMARK
+    assert clean_click["price"] == 12.5 and clean_click["items"] is None
 
     assert not not_json["ok"] and not empty["ok"]
-    record = json.loads(not_json["dlq"])
+    record = json.loads(not_json["record"])
     assert record["reason"] == "NOT_JSON" and record["payload"] == "{not json"
     assert (record["source_topic"], record["source_partition"], record["source_offset"]) == ("freshrank.events", 3, 1002)
     assert record["ingest_ms"] == NOW
-    assert json.loads(empty["dlq"])["reason"] == "EMPTY"
-    assert all(not_json[c] is None for c in ("event_id", "type", "ts", "event_time", "user_id"))
+    assert json.loads(empty["record"])["reason"] == "EMPTY"
+    assert not_json["event_time"] is None and not_json["source_partition"] == 3
     assert rejected == {"NOT_JSON": 1, "EMPTY": 1}
 
 
+def test_first_row_of_a_batch_carries_its_watermark():
+    rows, _ = check([encode(IMPRESSION), b"{", encode(LATE_CLICK)], [WATERMARK, WATERMARK + 1, WATERMARK + 2])
+    assert [row["batch_watermark"] for row in rows] == [WATERMARK, None, None]
+    rows, _ = check([b"{", encode(LATE_CLICK)], [WATERMARK, WATERMARK])  # a dead letter carries it too
+    assert [row["batch_watermark"] for row in rows] == [WATERMARK, None]
+    rows, _ = check([encode(IMPRESSION)], [None])  # no watermark yet: nothing to carry
+    assert rows[0]["batch_watermark"] is None
+    rows, _ = check_batch([encode(IMPRESSION)], [0], [WATERMARK], NOW, DEFAULT_CONFIG, positions(1), mark_batch=False)
+    assert rows[0][CHECKED_COLUMNS.index("batch_watermark")] is None
+
+
 def test_no_watermark_yet_keeps_ts_as_event_time():
-    rows, _ = check_batch([encode(LATE_CLICK)], [None], NOW, DEFAULT_CONFIG, positions(1))
-    row = dict(zip(CHECKED_COLUMNS, rows[0]))
-    assert row["ok"] and row["event_time"] == row["ts"] == LATE_CLICK["ts"]
+    (row,), _ = check([encode(LATE_CLICK)], [None])
+    assert row["ok"] and row["event_time"] == from_clean_record(row["record"])["ts"] == LATE_CLICK["ts"]
 
 
 def test_config_limits_apply():
-    config = ValidationConfig(max_items=1)
-    rows, rejected = check_batch([encode(IMPRESSION)], [WATERMARK], NOW, config, positions(1))
-    assert not rows[0][0] and rejected == {"TOO_MANY_ITEMS": 1}
+    (row,), rejected = check([encode(IMPRESSION)], [WATERMARK], ValidationConfig(max_items=1))
+    assert not row["ok"] and rejected == {"TOO_MANY_ITEMS": 1}
 
 
 def test_generated_stream_is_classified_exactly_as_validate_does():
@@ -89,20 +105,15 @@ def test_generated_stream_is_classified_exactly_as_validate_does():
     generator = EventGenerator(GeneratorConfig(seed=11, malformed_share=0.2, missing_optional_share=0.2,
                                                start_ms=NOW - 3_600_000))
     values = [value for _, value in generator.events(3_000)]
-    rows, rejected = check_batch(values, [None] * len(values), NOW, DEFAULT_CONFIG, positions(len(values)))
+    rows, rejected = check(values, [None] * len(values))
     expected_rejected = {}
     for value, row in zip(values, rows):
         verdict = validate(value, now_ms=NOW, config=DEFAULT_CONFIG)
-        row = dict(zip(CHECKED_COLUMNS, row))
         assert row["ok"] == verdict.ok
         if verdict.ok:
-            event = verdict.event
-            assert [row[f] for f in ("event_id", "type", "ts", "user_id", "query", "price", "brand")] == \
-                [event[f] for f in ("event_id", "type", "ts", "user_id", "query", "price", "brand")]
-            items = [dict(zip(CLEAN_ITEM_FIELDS, item)) for item in zip(*(row[c] for c in ITEM_COLUMNS))]
-            assert items == (event["items"] or [])
+            assert from_clean_record(row["record"]) == {**verdict.event, "event_time": verdict.event["ts"]}
         else:
-            record = json.loads(row["dlq"])
+            record = json.loads(row["record"])
             assert (record["reason"], record["detail"]) == (verdict.reason.value, verdict.detail)
             expected_rejected[verdict.reason.value] = expected_rejected.get(verdict.reason.value, 0) + 1
     assert rejected == expected_rejected and len(rejected) > 3
@@ -182,10 +193,12 @@ def test_eval_returns_a_frame_pyflink_can_convert_and_counts(function):
     assert list(frame.columns) == list(CHECKED_COLUMNS) and list(frame["ok"]) == [True, True, False, False]
     batch = pandas_to_arrow(create_arrow_schema(["checked"], [CHECKED_TYPE]), "UTC", [CHECKED_TYPE], [frame])
     checked = batch.column(0).to_pylist()
-    assert checked[0]["item_ids"] == ["i-1", "i-2"] and checked[0]["item_prices"] == [10.0, None]
-    assert checked[0]["ts"] == checked[0]["event_time"] == now - 60_000  # exact integers, not via float
-    assert checked[1]["item_ids"] == [] and checked[2]["ts"] is None
-    assert json.loads(checked[3]["dlq"])["reason"] == "NOT_UTF8"
+    assert [row["source_partition"] for row in checked] == [0, 0, 0, 0]
+    assert checked[0]["event_time"] == now - 60_000  # an exact integer, not via float
+    assert from_clean_record(checked[0]["record"])["items"][1] == {
+        "item_id": "i-2", "position": 2, "price": None, "category": None, "brand": None}
+    assert checked[2]["event_time"] is None
+    assert json.loads(checked[3]["record"])["reason"] == "NOT_UTF8"
 
     counters = {name: c.count for name, c in metrics.counters.items()}
     assert counters == {"events_in": 4, "events_valid": 2, "events_dead_lettered": 2}
