@@ -24,7 +24,7 @@ from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 
-from flink_jobs.clean_topic import key_lookup_sql
+from flink_jobs.clean_topic import key_lookup_sql, partition_keys
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
@@ -126,23 +126,23 @@ def add_validation(cfg: FreshrankConfig, t_env, sinks) -> None:
     # every raw partition (flink_jobs/clean_topic.py).
     checked = raw.map(validate_event_udf(cfg.validation, mark_batches=cfg.job.parallelism == 1)(
         col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
-    # Back through a DataStream so the Python map runs once for both branches.
-    t_env.create_temporary_view("checked", t_env.from_data_stream(t_env.to_data_stream(checked)))
+    # Both INSERTs below read the one Python map: the planner reuses the common sub-plan.
+    t_env.create_temporary_view("checked", checked)
     sinks.add_insert_sql("INSERT INTO dlq_sink SELECT record FROM checked WHERE NOT ok")
     # Clean events to the clean topic, each on its raw partition's number, and each batch's
-    # watermark as a marker to every clean partition. One INSERT, so that in each partition a
-    # marker follows the events validated before it.
+    # watermark as a marker to every clean partition: one branch per partition, all chained to
+    # the map and merged into one sink, so that in each partition a marker follows the events
+    # validated before it (a join with a list of partitions would be a stateful, shuffled join).
     partitions = cfg.kafka.topics.partitions
-    every_partition = ", ".join(map(str, range(partitions)))
+    markers = [
+        f"SELECT '{key}', TO_TIMESTAMP_LTZ(batch_watermark, 3), "
+        "CONCAT('{\"event_time\":', CAST(batch_watermark AS STRING), '}') "
+        "FROM checked WHERE batch_watermark IS NOT NULL"
+        for key in partition_keys(partitions)]
     sinks.add_insert_sql(
         "INSERT INTO clean_events_sink "
         f"SELECT {key_lookup_sql(partitions, 'source_partition')}, TO_TIMESTAMP_LTZ(event_time, 3), record "
-        "FROM checked WHERE ok "
-        "UNION ALL "
-        f"SELECT {key_lookup_sql(partitions, 'clean_partition')}, TO_TIMESTAMP_LTZ(batch_watermark, 3), "
-        "CONCAT('{\"event_time\":', CAST(batch_watermark AS STRING), '}') "
-        f"FROM checked CROSS JOIN UNNEST(ARRAY[{every_partition}]) AS marker(clean_partition) "
-        "WHERE batch_watermark IS NOT NULL")
+        "FROM checked WHERE ok UNION ALL " + " UNION ALL ".join(markers))
 
 
 def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
