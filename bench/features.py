@@ -15,7 +15,7 @@ job's own, to compare settings. It reads a fresh topic of generated
 events (freshrank.datagen, user ids drawn from `--users` ids, Kafka timestamp = event time as in
 production) through the job's sources made bounded, so each job ends when its topic is read and
 the end of input closes every window. Each run is timed from the first event out of the source's
-chain (the job is deployed, its Python worker up) to the job's end; two runs, of n and 3n events,
+chain (the job is deployed) to the job's end; two runs, of n and 3n events,
 cancel what is left of start-up and the end (the final checkpoint) out of the figure:
 
     examples/s = (examples(3n) - examples(n)) / (t(3n) - t(n)),  events/s = 2n / (t(3n) - t(n))
@@ -162,7 +162,10 @@ def run_job(cfg: FreshrankConfig, connector_jar: str, sample: bool, exclude_pids
     from flink_jobs import online_training as job
     from flink_jobs.sql_files import statements
 
-    env, t_env = job.build_environment(cfg, connector_jar, flink_options)
+    # The REST metrics this bench polls are refreshed every 10 s by default: longer than a short
+    # run of the feature half lasts.
+    options = {"metrics.fetcher.update-interval": "250", **(flink_options or {})}
+    env, t_env = job.build_environment(cfg, connector_jar, options)
     for stmt in [bounded_source(cfg, "clean_events"), *statements("02_sinks.sql", cfg)]:
         t_env.execute_sql(stmt)
     sinks = t_env.create_statement_set()
@@ -207,8 +210,8 @@ class Monitor(threading.Thread):
         self.exclude_pids = exclude_pids
         self.cpu_start = cpu_ticks(exclude_pids)
         self.cpu_last = dict(self.cpu_start)
-        # When the first validated event left the source's chain (source -> validation UDF):
-        # the job is deployed and its Python worker is up; what follows is processing.
+        # When the first clean event left the source's chain: the job is deployed; what follows
+        # is processing.
         self.first_output_at: float | None = None
         self.cpu_at_first_output: dict[int, int] = {}
         self._done = threading.Event()
@@ -225,7 +228,7 @@ class Monitor(threading.Thread):
 
     def _watch_first_output(self) -> None:
         info = self._get("")
-        source = next(v for v in info["vertices"] if v["name"].startswith("Source: raw_events"))
+        source = next(v for v in info["vertices"] if v["name"].startswith("Source: clean_events"))
         values = self._get(f"/vertices/{source['id']}/subtasks/metrics?get=numRecordsOut")
         if any((value.get("sum") or 0) > 0 for value in values):
             self.first_output_at = time.monotonic()

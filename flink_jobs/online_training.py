@@ -1,10 +1,10 @@
 """The freshrank online-training job.
 
-Kafka events -> validate/clean (Python UDF) -> dead letters | clean events topic -> dedup (SQL) -> event time ->
-point-in-time features (SQL OVER windows) -> label join (SQL interval joins) -> examples topic ->
-micro-batches (SQL window) -> training operator (Python, keyed by model, model in Flink state) ->
-model versions, embedding deltas and the training ledger (Kafka, exactly-once). Online features go
-to compacted topics.
+Kafka events -> validate/clean (Python UDF) -> dead letters | clean events topic -> dedup (SQL) ->
+event time -> point-in-time features (SQL OVER windows) -> label join (SQL interval joins) ->
+examples topic -> micro-batches (SQL window) -> training operator (Python, keyed by model, model in
+Flink state) -> model versions, embedding deltas and the training ledger (Kafka, exactly-once).
+Online features go to compacted topics.
 
 `job.stages` runs both halves in one job (the default), or one of them: `features` (events to the
 examples topic) and `training` (examples topic to versions) scale and restart independently.
@@ -155,8 +155,8 @@ def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
 def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     """Table clean_events -> deduplication -> features and the label join -> online-feature sinks,
     duplicates_sink and training_examples_sink. The feature half, on its own for bench.features."""
-    # 1. Deduplicate by event_id: a processing-time OVER count numbers the copies of
-    # each id (JVM state with TTL, append-only), copy 1 goes on, later copies are only counted.
+    # 1. Deduplicate by event_id: a processing-time OVER count numbers the copies of each id (JVM
+    # state with TTL, append-only), copy 1 goes on, later copies are only counted.
     # An event behind the clean topic's watermark (possible only right after the validation half
     # restarted, its raw watermark not yet re-established) enters event time at that watermark,
     # as the validator does with the raw one: windows downstream would drop it as late.
