@@ -70,8 +70,14 @@ def partition_keys(partitions: int) -> list[str]:
     return keys
 
 
+def key_sql(key: str) -> str:
+    """A key as a SQL STRING literal: a bare one is a CHAR(n), whose length would then differ from
+    key to key (tests/integration/test_clean_topic_sql.py checks the keys arrive byte for byte)."""
+    return f"CAST('{key}' AS STRING)"
+
+
 def key_lookup_sql(partitions: int, partition_column: str) -> str:
     """A SQL expression: the key for raw partition `partition_column` (raw partitions beyond the
     clean topic's count wrap around; they then share a clean partition)."""
-    literal = ", ".join(f"'{key}'" for key in partition_keys(partitions))
+    literal = ", ".join(key_sql(key) for key in partition_keys(partitions))
     return f"ARRAY[{literal}][MOD({partition_column}, {partitions}) + 1]"

@@ -24,7 +24,7 @@ from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 
-from flink_jobs.clean_topic import key_lookup_sql, partition_keys
+from flink_jobs.clean_topic import key_lookup_sql, key_sql, partition_keys
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
@@ -130,19 +130,18 @@ def add_validation(cfg: FreshrankConfig, t_env, sinks) -> None:
     t_env.create_temporary_view("checked", checked)
     sinks.add_insert_sql("INSERT INTO dlq_sink SELECT record FROM checked WHERE NOT ok")
     # Clean events to the clean topic, each on its raw partition's number, and each batch's
-    # watermark as a marker to every clean partition: one branch per partition, all chained to
-    # the map and merged into one sink, so that in each partition a marker follows the events
-    # validated before it (a join with a list of partitions would be a stateful, shuffled join).
+    # watermark as a marker to every clean partition, right after the batch's first event: the
+    # rows of one record come from one UNNEST, so the sink stays chained to the map with a single
+    # input and writes in the map's order (a UNION of branches would give the sink several
+    # inputs, read in any interleaving; a join with a list of partitions, a shuffled state).
     partitions = cfg.kafka.topics.partitions
-    markers = [
-        f"SELECT '{key}', TO_TIMESTAMP_LTZ(batch_watermark, 3), "
-        "CONCAT('{\"event_time\":', CAST(batch_watermark AS STRING), '}') "
-        "FROM checked WHERE batch_watermark IS NOT NULL"
-        for key in partition_keys(partitions)]
+    event = f"ROW(CASE WHEN ok THEN {key_lookup_sql(partitions, 'source_partition')} END, event_time, record)"
+    marker = "CONCAT('{\"event_time\":', CAST(batch_watermark AS STRING), '}')"
+    markers = ", ".join(f"ROW({key_sql(key)}, batch_watermark, {marker})" for key in partition_keys(partitions))
     sinks.add_insert_sql(
-        "INSERT INTO clean_events_sink "
-        f"SELECT {key_lookup_sql(partitions, 'source_partition')}, TO_TIMESTAMP_LTZ(event_time, 3), record "
-        "FROM checked WHERE ok UNION ALL " + " UNION ALL ".join(markers))
+        "INSERT INTO clean_events_sink SELECT k, TO_TIMESTAMP_LTZ(t, 3), v FROM checked CROSS JOIN UNNEST("
+        f"CASE WHEN batch_watermark IS NULL THEN ARRAY[{event}] ELSE ARRAY[{event}, {markers}] END"
+        ") AS out_rows(k, t, v) WHERE k IS NOT NULL")
 
 
 def _add_feature_stage(cfg: FreshrankConfig, t_env, sinks) -> None:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from flink_jobs.clean_topic import kafka_partition, key_lookup_sql, murmur2, partition_keys
+from flink_jobs.clean_topic import kafka_partition, murmur2, partition_keys
 from udfs.clean_record import CLEAN_RECORD_FIELDS, from_clean_record, to_clean_record
 from udfs.validation import validate, validate_columnar
 
@@ -29,9 +29,7 @@ def test_key_i_lands_on_partition_i(partitions):
     assert [kafka_partition(key.encode(), partitions) for key in keys] == list(range(partitions))
 
 
-def test_key_lookup_expression():
-    assert key_lookup_sql(2, "source_partition") == \
-        f"ARRAY['{partition_keys(2)[0]}', '{partition_keys(2)[1]}'][MOD(source_partition, 2) + 1]"
+def test_partition_keys_need_at_least_one_partition():
     with pytest.raises(ValueError):
         partition_keys(0)
 
