@@ -38,12 +38,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from freshrank.config import load_config
+from freshrank.config import TopicsConfig, load_config
 from freshrank.stack import FlinkCluster, create_topics
 from serving.online_features import OnlineFeatures
 
@@ -62,12 +62,11 @@ USER_WINDOWS = (("u_click_5m", "click", 5 * MINUTE), ("u_click_1h", "click", HOU
 
 MODEL = "featuretest"
 JOB_ENV = {
-    # Own topics and model name (-> consumer group and transactional ids): nothing shared with
-    # the other integration tests that use the same stack.
+    # Own topics (every one of them) and model name (-> consumer group and transactional ids):
+    # nothing shared with the other integration tests that use the same stack.
     "FRESHRANK_JOB__MODEL_NAME": MODEL,
-    **{f"FRESHRANK_KAFKA__TOPICS__{name.upper()}": f"featuretest.{name}" for name in
-       ("events", "dlq", "features_user", "features_item", "model_versions", "model_deltas",
-        "training_examples")},
+    **{f"FRESHRANK_KAFKA__TOPICS__{name.upper()}": f"featuretest.{name}"
+       for name in (f.name for f in fields(TopicsConfig)) if name != "partitions"},
     "FRESHRANK_JOB__CLICK_WINDOW_MS": str(CLICK_WINDOW_MS),
     "FRESHRANK_JOB__PURCHASE_WINDOW_MS": "60000",
     "FRESHRANK_JOB__CHECKPOINT_INTERVAL_MS": "2000",
