@@ -142,35 +142,39 @@ def bounded_source(cfg: FreshrankConfig, table: str) -> str:
     return bounded
 
 
-def validate_into_clean_topic(cfg: FreshrankConfig, connector_jar: str, flink_options: dict[str, str] | None) -> None:
-    """The job's validation half over the whole events topic, filling the run's clean topic (untimed)."""
+def _half_job(cfg: FreshrankConfig, connector_jar: str, flink_options: dict[str, str] | None,
+              source_table: str, add_half):
+    """An environment running one half of the job's feature stage (`add_half`, from
+    flink_jobs.online_training) over its bounded source table and the job's sinks."""
     from flink_jobs import online_training as job
     from flink_jobs.sql_files import statements
 
     env, t_env = job.build_environment(cfg, connector_jar, flink_options)
-    for stmt in [bounded_source(cfg, "raw_events"), *statements("02_sinks.sql", cfg)]:
+    for stmt in [bounded_source(cfg, source_table), *statements("02_sinks.sql", cfg)]:
         t_env.execute_sql(stmt)
     sinks = t_env.create_statement_set()
-    job.add_validation(cfg, t_env, sinks)
+    add_half(cfg, t_env, sinks)
     sinks.attach_as_datastream()
+    return env
+
+
+def validate_into_clean_topic(cfg: FreshrankConfig, connector_jar: str, flink_options: dict[str, str] | None) -> None:
+    """The job's validation half over the whole events topic, filling the run's clean topic (untimed)."""
+    from flink_jobs.online_training import add_validation
+
+    env = _half_job(cfg, connector_jar, flink_options, "raw_events", add_validation)
     env.execute(f"freshrank bench: validation {cfg.job.model_name}")
 
 
 def run_job(cfg: FreshrankConfig, connector_jar: str, sample: bool, exclude_pids: set[int],
             flink_options: dict[str, str] | None = None) -> dict:
     """The feature half over the whole clean topic; its runtime and checkpoint statistics."""
-    from flink_jobs import online_training as job
-    from flink_jobs.sql_files import statements
+    from flink_jobs.online_training import add_features  # with add_validation, job.stages = "features"
 
     # The REST metrics this bench polls are refreshed every 10 s by default: longer than a short
     # run of the feature half lasts.
     options = {"metrics.fetcher.update-interval": "250", **(flink_options or {})}
-    env, t_env = job.build_environment(cfg, connector_jar, options)
-    for stmt in [bounded_source(cfg, "clean_events"), *statements("02_sinks.sql", cfg)]:
-        t_env.execute_sql(stmt)
-    sinks = t_env.create_statement_set()
-    job.add_features(cfg, t_env, sinks)  # with add_validation, what job.stages = "features" runs
-    sinks.attach_as_datastream()
+    env = _half_job(cfg, connector_jar, options, "clean_events", add_features)
     client = env.execute_async(f"freshrank bench: features {cfg.job.model_name}")
     job_id = str(client.get_job_id())
     monitor = Monitor(cfg.stack.flink_rest_port, job_id, sample, exclude_pids)
