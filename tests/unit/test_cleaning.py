@@ -52,10 +52,19 @@ def test_normalize_query_output_is_canonical_and_idempotent(raw, max_len):
     assert cleaned == cleaned.strip() and "  " not in cleaned
     assert all(ch == " " or not ch.isspace() for ch in cleaned)
     assert not any(unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in cleaned)
-    assert cleaned.casefold() == cleaned
+    # Case-folded in the NFKC sense (Unicode's NFKC_Casefold closure): folding can decompose a
+    # composed letter ("ῆ" folds to "η" + U+0342), which the final NFKC composes again, so the
+    # output is stable under fold-then-compose, not under a bare casefold().
+    assert unicodedata.normalize("NFKC", cleaned.casefold()) == cleaned
     cleaned.encode("utf-8")  # never a lone surrogate
     if max_len is not None:
         assert len(cleaned) <= max_len
+
+
+def test_query_folding_recomposes_what_casefold_decomposes():
+    # Found by the property test above in a CI run: casefold("\u1fc6") is "\u03b7\u0342".
+    assert normalize_query("\u1fc6") == "\u1fc6" == normalize_query("\u03b7\u0342")
+    assert normalize_query("\u0397\u0342") == "\u1fc6"  # capital eta + perispomeni
 
 
 @pytest.mark.parametrize("raw, expected", [
