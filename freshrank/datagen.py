@@ -155,6 +155,9 @@ class GeneratorConfig:
             late_max_lag_ms after their ts (the record itself is unchanged).
         missing_optional_share: chance that each optional field (OPTIONAL_FIELDS) is left
             out of a valid record, to exercise imputation.
+        label_without_request_share: chance that a click, add_to_cart or purchase is sent
+            without its request_id (a producer that lost the page context; the contract allows
+            it), so the job attributes it to the user's latest impression of the item.
         oversize_bytes: padding of an "oversize" record; must exceed the validator's
             max_record_bytes (64 KiB) and stay below Kafka's max.message.bytes (~1 MB).
     """
@@ -189,6 +192,7 @@ class GeneratorConfig:
     late_min_lag_ms: int = 90 * MINUTE_MS
     late_max_lag_ms: int = 6 * HOUR_MS
     missing_optional_share: float = 0.0
+    label_without_request_share: float = 0.0
     oversize_bytes: int = 100_000
 
     def __post_init__(self) -> None:
@@ -221,7 +225,7 @@ class GeneratorConfig:
         _require(self.events_per_second > 0, "events_per_second must be > 0")
         _require(0 <= self.diurnal_amplitude < 1, "diurnal_amplitude must be in [0, 1)")
         for name in ("malformed_share", "duplicate_share", "late_share", "missing_optional_share",
-                     "messy_query_share"):
+                     "label_without_request_share", "messy_query_share"):
             _require(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1]")
         _require(self.malformed_share + self.duplicate_share < 1,
                  "malformed_share + duplicate_share must be < 1 (some valid records must flow)")
@@ -986,14 +990,20 @@ class EventGenerator:
         late_heap: list[tuple[int, int, bytes, bytes, dict]] = []
         lag_span = c.late_max_lag_ms - c.late_min_lag_ms
         drop_share = c.missing_optional_share
+        no_request_share = c.label_without_request_share
         keys = [user_id.encode() for user_id in world.user_ids]
         tag = world.tag
         for entry in world.timeline():
             ts, seq, kind, page, _ = entry
             truth = {"kind": "valid", "defect": None, "event_id": f"{tag}-e{seq}", "type": EVENT_TYPES[kind]}
-            if drop_share:
+            # Draws come from the defect stream, so the world (and every other record) is unchanged.
+            no_request = bool(no_request_share and kind >= _CLICK and defect_pool.uniform() < no_request_share)
+            if drop_share or no_request:
                 record = world.record(entry)
-                dropped = self._drop_optional_fields(record, drop_share, defect_pool)
+                dropped = self._drop_optional_fields(record, drop_share, defect_pool) if drop_share else []
+                if no_request:
+                    del record["request_id"]
+                    dropped.append("request_id")
                 if dropped:
                     truth["missing_optional"] = dropped
                 value = _dumps(record)

@@ -306,6 +306,27 @@ def test_missing_optional_fields_are_reported():
     assert dropped_any > 500
 
 
+def test_labels_without_request_id_are_reported_and_change_nothing_else():
+    config = dataclasses.replace(SMALL, label_without_request_share=0.3)
+    plain = list(EventGenerator(SMALL).events(3_000))
+    rows = list(EventGenerator(config).events_with_truth(3_000))
+    assert rows == list(EventGenerator(config).events_with_truth(3_000))  # seeded: reproducible
+    validation = pytest.importorskip("udfs.validation")
+    without = Counter()
+    for (key, value, truth), (plain_key, plain_value) in zip(rows, plain):
+        event, original = json.loads(value), json.loads(plain_value)
+        assert key == plain_key and truth["kind"] == "valid"
+        if "request_id" in truth.get("missing_optional", []):
+            assert event["type"] in LABEL_TYPES and "request_id" not in event
+            original.pop("request_id")
+            without[event["type"]] += 1
+            # The contract allows a label without request_id: the validator accepts it.
+            assert validation.validate(value, now_ms=event["ts"], watermark_ms=None).ok
+        assert event == original  # the same record, less its request_id at most
+    labels = sum(1 for _, value in plain if json.loads(value)["type"] in LABEL_TYPES)
+    assert set(without) == set(LABEL_TYPES) and 0.2 * labels < sum(without.values()) < 0.4 * labels
+
+
 def test_expected_reasons_are_validator_reason_codes():
     reasons = pytest.importorskip("udfs.reasons")
     assert set(MALFORMED_DEFECTS.values()) <= set(reasons.REASON_CODES)
