@@ -1,10 +1,10 @@
 """The freshrank online-training job.
 
 Kafka events -> validate/clean (Python UDF) -> dead letters | clean events topic -> dedup (SQL) ->
-event time -> point-in-time features (SQL OVER windows) -> label join (SQL interval joins) ->
-examples topic -> micro-batches (SQL window) -> training operator (Python, keyed by model, model in
-Flink state) -> model versions, embedding deltas and the training ledger (Kafka, exactly-once).
-Online features go to compacted topics.
+event time -> point-in-time features (SQL OVER windows) -> label attribution (SQL) -> label join
+(SQL interval joins) -> examples topic -> micro-batches (SQL window) -> training operator (Python,
+keyed by model, model in Flink state) -> model versions, embedding deltas and the training ledger
+(Kafka, exactly-once). Online features go to compacted topics.
 
 `job.stages` runs both halves in one job (the default), or one of them: `features` (events to the
 examples topic) and `training` (examples topic to versions) scale and restart independently.
@@ -186,11 +186,15 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     _materialize(t_env, "user_features_computed", "user_features")
     _run_sql(t_env, cfg, "04_item_features.sql")
     _materialize(t_env, "item_features_computed", "item_features")
-    _run_sql(t_env, cfg, "05_labels.sql")
-    _run_sql(t_env, cfg, "06_examples.sql")
+    _run_sql(t_env, cfg, "05_attribution.sql")
+    _materialize(t_env, "attributed_by_user_computed", "attributed_by_user")
+    _run_sql(t_env, cfg, "06_query_item_features.sql")
+    _materialize(t_env, "query_item_features_computed", "query_item_features")
+    _run_sql(t_env, cfg, "07_labels.sql")
+    _run_sql(t_env, cfg, "08_examples.sql")
 
     sinks.add_insert_sql("INSERT INTO duplicates_sink SELECT count_duplicate(event_id) FROM numbered_events WHERE copy > 1")
-    for stmt in statements("07_online_features.sql", cfg):
+    for stmt in statements("09_online_features.sql", cfg):
         sinks.add_insert_sql(stmt)
 
     sinks.add_insert_sql("INSERT INTO training_examples_sink SELECT model, example FROM example_json")
@@ -198,7 +202,7 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
 
 def _add_training_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
     """Committed examples, read back in micro-batches, to the trainer; versions, deltas, ledger out."""
-    _run_sql(t_env, cfg, "08_training_input.sql")
+    _run_sql(t_env, cfg, "10_training_input.sql")
     batches = t_env.to_data_stream(t_env.from_path("micro_batches"))
     versions = batches \
         .key_by(lambda row: row[0], key_type=Types.STRING()) \

@@ -37,6 +37,7 @@ class TopicsConfig:
     events_clean: str = "freshrank.events.clean"  # validated, cleaned events; partition i = events' partition i
     features_user: str = "freshrank.features.user"  # compacted, key = user_id
     features_item: str = "freshrank.features.item"  # compacted, key = item_id
+    features_query_item: str = "freshrank.features.query_item"  # compacted, key = query + tab + item_id
     model_versions: str = "freshrank.model.versions"  # one record per accepted version
     model_deltas: str = "freshrank.model.deltas"  # compacted, key = model/table/row
     training_examples: str = "freshrank.training.examples"  # labelled examples, key = model
@@ -47,10 +48,11 @@ class TopicsConfig:
         _require(self.partitions >= 1, "topics.partitions", "must be >= 1")
 
     def compacted(self) -> set[str]:
-        return {self.features_user, self.features_item, self.model_deltas}
+        return {self.features_user, self.features_item, self.features_query_item, self.model_deltas}
 
     def all(self) -> list[str]:
         return [self.events, self.dlq, self.events_clean, self.features_user, self.features_item,
+                self.features_query_item,
                 self.training_examples, self.training_ledger, self.model_versions, self.model_deltas]
 
 
@@ -190,7 +192,7 @@ class ServingConfig:
     port: int = 8000
     group_id: str = "freshrank-serving"
     poll_timeout_s: float = 0.5  # Kafka poll; bounds how fast a new version is seen
-    feature_cache_keys: int = 1_000_000  # users and items whose latest online features are kept (LRU)
+    feature_cache_keys: int = 1_000_000  # users, items and (query, item) pairs whose latest online features are kept (LRU, each)
     purchase_weight: float = 0.0  # rank score = p_click + purchase_weight * p_purchase
     restore_settle_s: float = 5.0  # after a restart, wait this long for a version's rows before serving it
 

@@ -179,15 +179,18 @@ def model_follower(cfg: FreshrankConfig, registry: ModelRegistry) -> TopicFollow
 
 
 def feature_follower(cfg: FreshrankConfig, features: OnlineFeatures) -> TopicFollower:
-    """Latest user and item features -> the online feature cache."""
+    """Latest user, item and (query, item) features -> the online feature cache."""
     topics = cfg.kafka.topics
 
     def on_record(message: Message) -> None:
-        if message.topic() == topics.features_user:
+        topic = message.topic()
+        if topic == topics.features_user:
             features.apply_user(_key_text(message), _json_or_none(message.value()))
+        elif topic == topics.features_query_item:
+            features.apply_query_item(_key_text(message), _json_or_none(message.value()))
         else:
             features.apply_item(_key_text(message), _json_or_none(message.value()))
 
     return TopicFollower("feature-follower", consumer_config(cfg),
-                         [topics.features_user, topics.features_item], on_record,
+                         [topics.features_user, topics.features_item, topics.features_query_item], on_record,
                          poll_timeout_s=cfg.serving.poll_timeout_s)

@@ -1,4 +1,5 @@
-"""Latest online features per user and per item, from the job's compacted feature topics.
+"""Latest online features per user, per item and per (query, item), from the job's compacted
+feature topics.
 
 Each record holds window counts as of its `ts`: the events in [ts - w, ts], its own event and
 any other in the same millisecond included (the job emits one on every event of the user or
@@ -28,7 +29,8 @@ MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
-# Window length of every online feature (flink_jobs/sql/03_user_features.sql, 04_item_features.sql).
+# Window length of every online feature (flink_jobs/sql/03_user_features.sql, 04_item_features.sql,
+# 06_query_item_features.sql).
 USER_WINDOWS_MS: dict[str, int] = {
     "u_click_5m": 5 * MINUTE_MS, "u_click_1h": HOUR_MS, "u_click_24h": DAY_MS,
     "u_cart_1h": HOUR_MS, "u_purchase_24h": DAY_MS,
@@ -38,7 +40,20 @@ ITEM_CTR_FIELD = "i_ctr_1h"
 # An item with no impression in the last hour reads as the prior's CTR, as in the job's SQL.
 USER_FIELDS = tuple(USER_WINDOWS_MS)
 ITEM_FIELDS = tuple(ITEM_COUNT_WINDOWS_MS) + (ITEM_CTR_FIELD,)
-ONLINE_FIELDS = frozenset(USER_FIELDS + ITEM_FIELDS)
+# (query, item): the record also carries its counts; the model reads the smoothed CTR only.
+QUERY_ITEM_WINDOW_MS = DAY_MS
+QUERY_ITEM_COUNT_FIELDS = ("qi_impr_24h", "qi_click_24h")
+QUERY_ITEM_CTR_FIELD = "qi_ctr_24h"
+QUERY_ITEM_RECORD_FIELDS = QUERY_ITEM_COUNT_FIELDS + (QUERY_ITEM_CTR_FIELD,)
+ONLINE_FIELDS = frozenset(USER_FIELDS + ITEM_FIELDS + (QUERY_ITEM_CTR_FIELD,))
+# The compacted topic's key: the cleaned query, a tab, the item id (flink_jobs/sql/09_online_features.sql).
+# A cleaned query never holds a tab (udfs.text collapses every whitespace run to one space).
+QUERY_ITEM_SEPARATOR = "\t"
+
+
+def query_item_key(query: str, item_id: str) -> str:
+    """The key of a (cleaned query, item) pair on the query-item feature topic."""
+    return f"{query}{QUERY_ITEM_SEPARATOR}{item_id}"
 
 
 def window_ended(age_ms: int, window_ms: int) -> bool:
@@ -92,14 +107,18 @@ class FeatureCounts:
     items: int
     users_evicted: int
     items_evicted: int
+    query_items: int = 0
+    query_items_evicted: int = 0
 
 
 class OnlineFeatures:
-    """User and item features as of a request's time, from the latest record per key."""
+    """User, item and (query, item) features as of a request's time, from the latest record per key."""
 
-    def __init__(self, max_users: int = 1_000_000, max_items: int = 1_000_000) -> None:
+    def __init__(self, max_users: int = 1_000_000, max_items: int = 1_000_000,
+                 max_query_items: int | None = None) -> None:
         self.users = LatestPerKey(max_users)
         self.items = LatestPerKey(max_items)
+        self.query_items = LatestPerKey(max_items if max_query_items is None else max_query_items)
         self.malformed = 0
 
     # ------------------------------------------------------------------ consuming
@@ -110,6 +129,10 @@ class OnlineFeatures:
     def apply_item(self, item_id: str, value: Mapping[str, Any] | None) -> None:
         """One record of the item features topic (None: a tombstone)."""
         self._apply(self.items, item_id, value, ITEM_FIELDS)
+
+    def apply_query_item(self, key: str, value: Mapping[str, Any] | None) -> None:
+        """One record of the query-item features topic (key: `query_item_key`; None: a tombstone)."""
+        self._apply(self.query_items, key, value, QUERY_ITEM_RECORD_FIELDS)
 
     def _apply(self, store: LatestPerKey, key: str, value: Mapping[str, Any] | None,
                fields: tuple[str, ...]) -> None:
@@ -137,8 +160,16 @@ class OnlineFeatures:
                     ITEM_CTR_FIELD: smoothed_ctr(0.0, 0.0)}
         return {f: record[f] for f in ITEM_FIELDS}
 
+    def query_item_features(self, query: str, item_id: str, now_ms: int) -> dict[str, float]:
+        """qi_ctr_24h of a cleaned query and an item (the prior when the pair's window is empty)."""
+        record = self.query_items.get(query_item_key(query, item_id))
+        if record is None or window_ended(now_ms - record["ts"], QUERY_ITEM_WINDOW_MS):
+            return {QUERY_ITEM_CTR_FIELD: smoothed_ctr(0.0, 0.0)}
+        return {QUERY_ITEM_CTR_FIELD: record[QUERY_ITEM_CTR_FIELD]}
+
     def counts(self) -> FeatureCounts:
-        return FeatureCounts(len(self.users), len(self.items), self.users.evicted, self.items.evicted)
+        return FeatureCounts(len(self.users), len(self.items), self.users.evicted, self.items.evicted,
+                             len(self.query_items), self.query_items.evicted)
 
 
 def _parse(value: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, float] | None:

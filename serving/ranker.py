@@ -120,8 +120,9 @@ class Ranker:
             "brand": read_label(raw.get("brand"), f"{path}.brand", limits.max_string_len) or "",
             "price": read_price(raw.get("price"), f"{path}.price"),
         }
-        # Other numbers a candidate carries may fill dense fields that no online topic serves
-        # (e.g. qi_ctr_24h); `examples` keeps those the model reads, the rest default to 0.0.
+        # Other numbers a candidate carries may fill dense fields that no online topic serves;
+        # `examples` keeps those the model reads, the rest default to 0.0. An online field
+        # (qi_ctr_24h included) always comes from the online features, never from the request.
         candidate["extra"] = {name: read_number(value, f"{path}.{name}")
                               for name, value in raw.items()
                               if name not in candidate and name not in ONLINE_FIELDS
@@ -147,6 +148,7 @@ class Ranker:
                 "device": page.device, "platform": page.platform,
                 "position": slot, "price": float(price), "hour": hour,
                 **user, **self.features.item_features(candidate["item_id"], page.ts),
+                **self.features.query_item_features(page.query, candidate["item_id"], page.ts),
                 **{name: extra.get(name, 0.0) for name in request_fields},
             })
         return examples

@@ -42,7 +42,7 @@ class ServingApp:
                purchase_weight: float = 0.0, validation: ValidationConfig | None = None,
                registry: ModelRegistry | None = None) -> "ServingApp":
         registry = registry or ModelRegistry(model_name)
-        features = OnlineFeatures(feature_cache_keys, feature_cache_keys)
+        features = OnlineFeatures(feature_cache_keys, feature_cache_keys, feature_cache_keys)
         ranker = Ranker(registry, features, purchase_weight=purchase_weight, validation=validation)
         return cls(registry, features, ranker)
 
@@ -74,7 +74,7 @@ class ServingApp:
         health["kafka"] = {f.name: {"caught_up": f.caught_up, "alive": f.is_alive(), "lag": f.lag}
                            for f in self.followers}
         counts = self.features.counts()
-        health["features"] = {"users": counts.users, "items": counts.items}
+        health["features"] = {"users": counts.users, "items": counts.items, "query_items": counts.query_items}
         ready = health["live_version"] is not None
         health["status"] = "ok" if ready else "no model version live"
         return (HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE), health

@@ -74,6 +74,27 @@ CREATE TABLE item_features_sink (
   'value.fields-include' = 'ALL'
 );
 
+-- Key: the cleaned query, a tab, the item id (a cleaned query holds no tab: whitespace is
+-- collapsed to single spaces), so serving can split it even for a tombstone.
+CREATE TABLE query_item_features_sink (
+  qi_key STRING,
+  `query` STRING,
+  item_id STRING,
+  ts BIGINT,
+  qi_impr_24h DOUBLE, qi_click_24h DOUBLE, qi_ctr_24h DOUBLE
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic_features_query_item}',
+  'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{txn_prefix}-fqi',
+  'key.format' = 'raw',
+  'key.fields' = 'qi_key',
+  'value.format' = 'json',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
 -- One record per accepted model version (a pointer to the ONNX file in the model store).
 CREATE TABLE model_versions_sink (
   `value` STRING
@@ -105,7 +126,7 @@ CREATE TABLE model_deltas_sink (
 );
 
 -- Labelled training examples (docs/contracts.md), one JSON object per record, key = model. The
--- trainer reads them back (08_training_input.sql): the join and the trainer stay decoupled, examples can
+-- trainer reads them back (10_training_input.sql): the join and the trainer stay decoupled, examples can
 -- be replayed, and "trained exactly once" is checkable by Kafka offset.
 CREATE TABLE training_examples_sink (
   model STRING,

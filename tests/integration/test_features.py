@@ -10,7 +10,15 @@ collects what the job committed, and each test asserts on it:
   feature records published before t, gives the training example's features at t.
 - `test_out_of_order_late_events_and_an_idle_partition`: out-of-order events within the watermark
   delay count as if in order, an event beyond the allowed lateness is dead-lettered, one within it
-  is kept, and a partition that goes quiet does not stop the watermark.
+  is kept, and a partition that goes quiet does not stop the watermark. Every online record (user,
+  item, (query, item)), label and qi_ctr_24h of step 1 equals an in-order oracle.
+- `test_labels_without_request_id_go_to_the_users_latest_impression_of_the_item`: the fallback
+  attribution of clicks and purchases without request_id, and that a label with one goes to its
+  own request only.
+
+The (query, item) CTR (qi_ctr_24h) is checked in the leak test, the parity test and the oracle
+comparison: a click counts for the query of the impression it is attributed to, so a click
+without request_id counts through the fallback attribution.
 
 The stream is produced in three steps so that what the job sees does not depend on timing:
 
@@ -52,9 +60,11 @@ pytestmark = pytest.mark.integration
 SECOND, MINUTE, HOUR = 1_000, 60_000, 3_600_000
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 CLICK_WINDOW_MS = 10_000
+PURCHASE_WINDOW_MS = 60_000
 PRIOR_CLICKS, PRIOR_IMPRESSIONS = 1.0, 20.0  # udfs.features: (clicks + 1) / (impressions + 20)
 USER_FIELDS = ("u_click_5m", "u_click_1h", "u_click_24h", "u_cart_1h", "u_purchase_24h")
 ITEM_FIELDS = ("i_impr_1h", "i_click_1h", "i_ctr_1h")
+QUERY_ITEM_FIELDS = ("qi_impr_24h", "qi_click_24h", "qi_ctr_24h")  # online records (examples: qi_ctr_24h)
 # (feature, event type counted, window); item impressions come from impression items.
 USER_WINDOWS = (("u_click_5m", "click", 5 * MINUTE), ("u_click_1h", "click", HOUR),
                 ("u_click_24h", "click", 24 * HOUR), ("u_cart_1h", "add_to_cart", HOUR),
@@ -68,7 +78,7 @@ JOB_ENV = {
     **{f"FRESHRANK_KAFKA__TOPICS__{name.upper()}": f"featuretest.{name}"
        for name in (f.name for f in fields(TopicsConfig)) if name != "partitions"},
     "FRESHRANK_JOB__CLICK_WINDOW_MS": str(CLICK_WINDOW_MS),
-    "FRESHRANK_JOB__PURCHASE_WINDOW_MS": "60000",
+    "FRESHRANK_JOB__PURCHASE_WINDOW_MS": str(PURCHASE_WINDOW_MS),
     "FRESHRANK_JOB__CHECKPOINT_INTERVAL_MS": "2000",
     "FRESHRANK_JOB__IDLE_PARTITION_TIMEOUT_MS": "3000",
 }
@@ -76,6 +86,7 @@ JOB_ENV = {
 # Times of the scenario (see the builders below).
 T_LEAK = T0 + 26 * HOUR        # the impression of the leak test (26 h of history before it)
 T_EXPIRY = T_LEAK + 2 * HOUR   # serving parity where windows expired between the last event and t
+T_ANON = T_LEAK + 3 * HOUR     # labels without request_id
 T_OOO = T_LEAK + 4 * HOUR      # out-of-order events
 T_PEER = T_LEAK + 5 * HOUR     # events in the same millisecond as an impression
 T_EDGE = T_LEAK + 6 * HOUR     # events exactly one window length before an impression
@@ -104,13 +115,15 @@ class Stream:
     def cart(self, p, ts, user, item="x-cart"):
         return self.add(p, "add_to_cart", ts, user, item_id=item)
 
-    def purchase(self, p, ts, user, item="x-bought"):
-        # No request_id: a purchase counts in the user's features but makes no correction copy.
-        return self.add(p, "purchase", ts, user, item_id=item, price=10.0)
+    def purchase(self, p, ts, user, item="x-bought", request=None):
+        # Without request_id (and an item the user was never shown) a purchase counts in the
+        # user's features but makes no correction copy.
+        return self.add(p, "purchase", ts, user, item_id=item, price=10.0,
+                        **({"request_id": request} if request else {}))
 
-    def impression(self, p, ts, user, event_id, request, items):
+    def impression(self, p, ts, user, event_id, request, items, query="running shoes"):
         return self.add(p, "impression", ts, user, event_id=event_id, request_id=request,
-                        query="running shoes",
+                        query=query,
                         items=[{"item_id": item, "position": pos, "price": 50.0 + pos,
                                 "category": "shoes", "brand": "acme"}
                                for pos, item in enumerate(items, start=1)])
@@ -142,6 +155,18 @@ def step1() -> Stream:
     s.impression(0, t - 20 * MINUTE, "u-b", "e-b1", "r-b1", ["i-leak"])
     s.impression(0, t - 1 * SECOND, "u-b", "e-b2", "r-b2", ["i-leak"])
     s.click(0, t - 1, "u-b", "i-leak", "r-b2")
+    # (query, item) history of ("running shoes", i-leak) more than 1 h before t (outside the
+    # item window, inside the 24 h one): an impression clicked without request_id (attributed to
+    # it: counts), one with another query clicked through its request (counts for that query
+    # only), a click without request_id by a user never shown i-leak (attributed to nothing:
+    # counts nowhere), and an impression + click 25 h before t (outside the window).
+    s.impression(0, t - 5 * HOUR, "u-e", "e-e1", "r-e1", ["i-leak"])
+    s.click(0, t - 5 * HOUR + 3 * SECOND, "u-e", "i-leak")
+    s.impression(0, t - 4 * HOUR, "u-e", "e-e2", "r-e2", ["i-leak"], query="trail shoes")
+    s.click(0, t - 4 * HOUR + 2 * SECOND, "u-e", "i-leak", "r-e2")
+    s.click(0, t - 3 * HOUR, "u-f", "i-leak")
+    s.impression(0, t - 25 * HOUR, "u-e", "e-e0", "r-e0", ["i-leak"])
+    s.click(0, t - 25 * HOUR + SECOND, "u-e", "i-leak", "r-e0")
     # The impression.
     s.impression(0, t, "u-leak", "e-leak", "r-leak", ["i-leak", "i-unclicked"])
     # Later events, each of which would change a count if it leaked.
@@ -166,6 +191,29 @@ def step1() -> Stream:
     s.click(0, t2 - 85 * MINUTE, "u-d", "i-expiry", "r-d")
     s.impression(0, t2, "u-expiry", "e-expiry", "r-expiry", ["i-expiry"])
     s.click(0, t2 + 3 * SECOND, "u-expiry", "i-expiry", "r-expiry")
+
+    # --- Labels without request_id (click window 10 s, purchase window 60 s). ------------------
+    a = T_ANON
+    # u-anon is shown i-anon-a twice (two requests) and i-anon-b once; clicks without request_id
+    # go to the latest impression of the item before them: i-anon-a to e-anon2, i-anon-b to e-anon1.
+    s.impression(0, a, "u-anon", "e-anon1", "r-anon1", ["i-anon-a", "i-anon-b"])
+    s.impression(0, a + 2 * SECOND, "u-anon", "e-anon2", "r-anon2", ["i-anon-a"])
+    s.click(0, a + 4 * SECOND, "u-anon", "i-anon-a")
+    s.click(0, a + 5 * SECOND, "u-anon", "i-anon-b")
+    # A purchase without request_id 30 s later: within the purchase window of e-anon1's i-anon-b.
+    s.purchase(0, a + 30 * SECOND, "u-anon", "i-anon-b")
+    # Another user was shown i-anon-c; u-anon's click on it belongs to no impression of u-anon.
+    s.impression(0, a + 1 * SECOND, "u-other", "e-other", "r-other", ["i-anon-c"])
+    s.click(0, a + 6 * SECOND, "u-anon", "i-anon-c")
+    # Beyond the click window (11 s after the only impression): no label.
+    s.impression(0, a + MINUTE, "u-anon", "e-anon3", "r-anon3", ["i-anon-d"])
+    s.click(0, a + MINUTE + 11 * SECOND, "u-anon", "i-anon-d")
+    # With a request_id the click is its request's, even when a later impression of the item
+    # exists: e-both1 gets the label, e-both2 (the latest) does not, and nothing gets two.
+    s.impression(0, a, "u-both", "e-both1", "r-both1", ["i-both"])
+    s.impression(0, a + 2 * SECOND, "u-both", "e-both2", "r-both2", ["i-both"])
+    s.click(0, a + 3 * SECOND, "u-both", "i-both", "r-both1")
+    s.purchase(0, a + 20 * SECOND, "u-both", "i-both", request="r-both1")
 
     # --- Out of order within the watermark delay (5 s), produced in this order. --------------
     s3 = T_OOO
@@ -243,15 +291,60 @@ def item_state(rows, item: str, ts: int) -> dict[str, float]:
             "i_ctr_1h": (clicks + PRIOR_CLICKS) / (impr + PRIOR_IMPRESSIONS)}
 
 
-def click_label(events: list[dict], impression: dict, item: str) -> int:
-    return int(any(e["type"] == "click" and e.get("request_id") == impression["request_id"]
-                   and e["item_id"] == item and impression["ts"] <= e["ts"] <= impression["ts"] + CLICK_WINDOW_MS
-                   for e in events))
+def attributed_to(events: list[dict], label: dict) -> list[tuple[dict, dict]]:
+    """The (impression, item) pairs a click or purchase is attributed to (docs/design.md).
+
+    With a request_id: every impression of that request showing the item, at most one window
+    before the label. Without: the same user's latest impression of the item at or before the
+    label, if it is at most one window before it. (The scenario has no ties to break.)
+    """
+    window = CLICK_WINDOW_MS if label["type"] == "click" else PURCHASE_WINDOW_MS
+    shown = [(e, i) for e in events if e["type"] == "impression" for i in e["items"]
+             if i["item_id"] == label["item_id"] and e["ts"] <= label["ts"]]
+    if label.get("request_id"):
+        return [(e, i) for e, i in shown if e["request_id"] == label["request_id"]
+                and label["ts"] - e["ts"] <= window]
+    mine = [(e, i) for e, i in shown if e["user_id"] == label["user_id"]]
+    if not mine:
+        return []
+    latest = max(mine, key=lambda pair: pair[0]["ts"])
+    return [latest] if label["ts"] - latest[0]["ts"] <= window else []
+
+
+def labelled(events: list[dict], kind: str) -> set[str]:
+    """Example ids ('<impression event_id>:<position>') that a click or purchase is attributed to."""
+    return {f"{e['event_id']}:{i['position']}" for label in events if label["type"] == kind
+            for e, i in attributed_to(events, label)}
+
+
+def click_label(events: list[dict], impression: dict, item: dict) -> int:
+    return int(f"{impression['event_id']}:{item['position']}" in labelled(events, "click"))
 
 
 def expected_example_ids(events: list[dict]) -> set[str]:
     return {f"{e['event_id']}:{i['position']}" for e in events if e["type"] == "impression"
-            for i in e["items"]}
+            for i in e["items"]} | {f"{ex}:purchase_correction" for ex in labelled(events, "purchase")}
+
+
+def query_item_rows(events: list[dict]) -> list[tuple[str, str, int, str]]:
+    """(query, item, ts, 'impr'|'click'): every impressed item under its page's query, and every
+    click attributed to an impression, under that impression's query, at the click's time."""
+    rows = []
+    for e in events:
+        if e["type"] == "impression":
+            rows += [(e["query"], i["item_id"], e["ts"], "impr") for i in e["items"]]
+        elif e["type"] == "click":
+            rows += [(impression["query"], e["item_id"], e["ts"], "click")
+                     for impression, _ in attributed_to(events, e)[:1]]
+    return rows
+
+
+def query_item_state(rows, query: str, item: str, ts: int) -> dict[str, float]:
+    """What the job publishes after an event of (query, item) at `ts`: counts over [ts - 24 h, ts]."""
+    inside = [kind for q, i, at, kind in rows if (q, i) == (query, item) and ts - 24 * HOUR <= at <= ts]
+    impr, clicks = float(inside.count("impr")), float(inside.count("click"))
+    return {"qi_impr_24h": impr, "qi_click_24h": clicks,
+            "qi_ctr_24h": (clicks + PRIOR_CLICKS) / (impr + PRIOR_IMPRESSIONS)}
 
 
 # ------------------------------------------------------------------------------ Kafka helpers
@@ -409,6 +502,7 @@ class Run:
     examples: dict[str, list[dict]]  # example_id -> training examples (a list: exactly once is checked)
     user_records: list[tuple[str, dict]]  # (user_id, value) in topic order
     item_records: list[tuple[str, dict]]
+    query_item_records: list[tuple[str, dict]]  # (query + tab + item_id, value)
     dead_letters: list[dict]
     missing: set[str]  # expected example ids that never came
     diagnostics: str  # the job's state when not everything came
@@ -428,7 +522,8 @@ def run(stack):
         bootstrap, topics = cfg.kafka.bootstrap, cfg.kafka.topics
         create_topics(cfg, log=lambda *_: None)
         readers = {name: TopicReader(bootstrap, getattr(topics, name))
-                   for name in ("training_examples", "features_user", "features_item", "dlq")}
+                   for name in ("training_examples", "features_user", "features_item",
+                                "features_query_item", "dlq")}
         cluster = FlinkCluster(cfg)
         job_id = keepalive = None
         try:
@@ -466,6 +561,7 @@ def run(stack):
             yield Run(events=events, step1=s1.events(), examples=examples,
                       user_records=readers["features_user"].json(),
                       item_records=readers["features_item"].json(),
+                      query_item_records=readers["features_query_item"].json(),
                       dead_letters=[v for _, v in readers["dlq"].json()],
                       missing=expected - set(examples), diagnostics=diagnostics)
         finally:
@@ -491,6 +587,9 @@ def serving_at(run: Run, t: int) -> OnlineFeatures:
     for item, value in run.item_records:
         if value["ts"] < t:
             features.apply_item(item, value)
+    for key, value in run.query_item_records:
+        if value["ts"] < t:
+            features.apply_query_item(key, value)
     return features
 
 
@@ -500,6 +599,16 @@ def user_features(example: dict) -> dict[str, float]:
 
 def item_features(example: dict) -> dict[str, float]:
     return {f: example[f] for f in ITEM_FIELDS}
+
+
+def online_features_at(serving: OnlineFeatures, example: dict, t: int) -> dict[str, float]:
+    """As serving.ranker.Ranker.examples builds a candidate's features for a request at t."""
+    return {**serving.user_features(example["user_id"], t), **serving.item_features(example["item_id"], t),
+            **serving.query_item_features(example["query"], example["item_id"], t)}
+
+
+def training_features(example: dict) -> dict[str, float]:
+    return {**user_features(example), **item_features(example), "qi_ctr_24h": example["qi_ctr_24h"]}
 
 
 # ------------------------------------------------------------------------------ the tests
@@ -512,6 +621,10 @@ def test_features_see_only_earlier_events(run):
     t+1ms, t+1min, t+30min, a cart at t+5s, a purchase at t+10s, impressions of both items at
     t+1ms and t+1min and clicks on them at t+2ms and t+1min+1ms: any of them leaking raises a
     count. No event lies exactly one window length (or one window length + 1 ms) before t.
+
+    ("running shoes", i-leak) was also impressed at t-5h (clicked 3 s later without request_id:
+    attributed to it) and t-25h; i-leak was shown for "trail shoes" at t-4h (clicked through its
+    request) and clicked without request_id by u-f, who was never shown it.
     """
     leak = run.example("e-leak:1")
     assert user_features(leak) == {
@@ -526,9 +639,16 @@ def test_features_see_only_earlier_events(run):
         "i_click_1h": 2.0,       # t-45min, t-1ms
         "i_ctr_1h": 3.0 / 23.0,  # (2 + 1) / (3 + 20)
     }
+    # (query, item) over 24 h: impressions t-5h, t-70min, t-50min, t-20min, t-1s; attributed
+    # clicks t-5h+3s (no request_id) and t-1ms. Not the clicks at t-69min and t-45min (a minute
+    # and more after their impressions, beyond the 10 s click window: no label, no query), not
+    # "trail shoes", not u-f's click, not t-25h, and nothing at or after t.
+    assert leak["qi_ctr_24h"] == 3.0 / 25.0  # (2 + 1) / (5 + 20)
     unclicked = run.example("e-leak:2")
     assert user_features(unclicked) == user_features(leak)
     assert item_features(unclicked) == {"i_impr_1h": 0.0, "i_click_1h": 0.0, "i_ctr_1h": 1.0 / 20.0}
+    assert unclicked["qi_ctr_24h"] == 1.0 / 20.0
+    assert run.example("e-e2:1")["qi_ctr_24h"] == 1.0 / 20.0  # "trail shoes": nothing before
     # Labels: i-leak was clicked through request r-leak 1 ms later; i-unclicked never was.
     assert (leak["click"], leak["purchase"], leak["kind"]) == (1, 0, "impression")
     assert (unclicked["click"], unclicked["purchase"], unclicked["kind"]) == (0, 0, "impression")
@@ -551,14 +671,13 @@ def test_serving_features_equal_training_features(run):
     ended, the 1 h and 24 h ones hold), i-expiry (last event 85 min before t: read as the prior),
     u-ooo / i-ooo-1 at both out-of-order impressions.
     """
-    cases = [("e-leak", 1), ("e-leak", 2), ("e-expiry", 1), ("e-ooo1", 1), ("e-ooo1", 2), ("e-ooo2", 1)]
+    cases = [("e-leak", 1), ("e-leak", 2), ("e-expiry", 1), ("e-ooo1", 1), ("e-ooo1", 2), ("e-ooo2", 1),
+             ("e-anon2", 1), ("e-both2", 1)]
     for event_id, position in cases:
         example = run.example(f"{event_id}:{position}")
         t = example["ts"]
-        serving = serving_at(run, t)
-        # As serving.ranker.Ranker.examples builds a candidate's features for a request at t.
-        at_t = {**serving.user_features(example["user_id"], t), **serving.item_features(example["item_id"], t)}
-        assert at_t == {**user_features(example), **item_features(example)}, f"{event_id}:{position}"
+        assert online_features_at(serving_at(run, t), example, t) == training_features(example), \
+            f"{event_id}:{position}"
 
     # The cases exercise what they claim: the expiry example has an expired 5 min window and an
     # item read as the prior, with non-zero 1 h and 24 h counts.
@@ -567,6 +686,11 @@ def test_serving_features_equal_training_features(run):
                                      "u_cart_1h": 0.0, "u_purchase_24h": 0.0}
     assert item_features(expiry) == {"i_impr_1h": 0.0, "i_click_1h": 0.0, "i_ctr_1h": 1.0 / 20.0}
     assert expiry["click"] == 1
+    # (query, item) cases: i-leak's pair counts a click without request_id (t-5h+3s) and its
+    # window is open (not the prior); i-expiry's pair outlives the item's 1 h window (its
+    # impression 90 min before t counts, its click 5 min after it was not attributed).
+    assert run.example("e-leak:1")["qi_ctr_24h"] == 3.0 / 25.0
+    assert expiry["qi_ctr_24h"] == 1.0 / 21.0
 
 
 def test_out_of_order_late_events_and_an_idle_partition(run):
@@ -600,12 +724,26 @@ def test_out_of_order_late_events_and_an_idle_partition(run):
     got = sorted((i, v["ts"], tuple(v[f] for f in ITEM_FIELDS)) for i, v in run.item_records if i in items)
     want = sorted((i, at, tuple(item_state(rows, i, at)[f] for f in ITEM_FIELDS)) for i, at, _ in rows)
     assert got == want
-    # And every label of step 1 is the in-order one.
+    qi_rows = query_item_rows(step1_events)
+    pairs = {(q, i) for q, i, _, _ in qi_rows}
+    assert all(key == f"{v['query']}\t{v['item_id']}" for key, v in run.query_item_records)
+    got = sorted((v["query"], v["item_id"], v["ts"], tuple(v[f] for f in QUERY_ITEM_FIELDS))
+                 for _, v in run.query_item_records if (v["query"], v["item_id"]) in pairs)
+    want = sorted((q, i, at, tuple(query_item_state(qi_rows, q, i, at)[f] for f in QUERY_ITEM_FIELDS))
+                  for q, i, at, _ in qi_rows)
+    assert got == want
+    # And every label and (query, item) CTR of step 1 is the in-order one (the CTR: the state at
+    # the impression less the impression itself).
     for e in step1_events:
         if e["type"] == "impression":
             for item in e["items"]:
-                assert run.example(f"{e['event_id']}:{item['position']}")["click"] == \
-                    click_label(run.events, e, item["item_id"]), (e["event_id"], item["item_id"])
+                example = run.example(f"{e['event_id']}:{item['position']}")
+                assert example["click"] == click_label(run.events, e, item), (e["event_id"], item["item_id"])
+                state = query_item_state(qi_rows, e["query"], item["item_id"], e["ts"])
+                assert example["qi_ctr_24h"] == (state["qi_click_24h"] + PRIOR_CLICKS) / (
+                    state["qi_impr_24h"] - 1 + PRIOR_IMPRESSIONS), (e["event_id"], item["item_id"])
+    corrections = {k.removesuffix(":purchase_correction") for k in run.examples if k.endswith(":purchase_correction")}
+    assert corrections == labelled(run.events, "purchase")
 
     # More than the allowed lateness (1 h) behind the watermark: dead-lettered, LATE_TS.
     assert len(run.dead_letters) == 1, run.dead_letters
@@ -627,6 +765,35 @@ def test_out_of_order_late_events_and_an_idle_partition(run):
     assert run.example("e-busy:1")["click"] == 0
 
 
+def test_labels_without_request_id_go_to_the_users_latest_impression_of_the_item(run):
+    """A click or purchase without request_id is attributed to the same user's latest impression
+    of the item within the attribution window before it: exactly one impression gets the label.
+    One with a request_id goes to its request's impression only, even when a later one exists."""
+    def labels(example_id: str) -> tuple[int, int, str]:
+        example = run.example(example_id)
+        return example["click"], example["purchase"], example["kind"]
+
+    # i-anon-a was shown in e-anon1 and again in e-anon2 (2 s later): the click at +4 s is e-anon2's.
+    assert labels("e-anon1:1") == (0, 0, "impression")
+    assert labels("e-anon2:1") == (1, 0, "impression")
+    # i-anon-b's click (+5 s) and purchase (+30 s) both go to e-anon1, its only impression.
+    assert labels("e-anon1:2") == (1, 0, "impression")
+    assert labels("e-anon1:2:purchase_correction") == (1, 1, "purchase_correction")
+    # A click on an item only another user was shown labels nothing; nor one after the window.
+    assert labels("e-other:1") == (0, 0, "impression")
+    assert labels("e-anon3:1") == (0, 0, "impression")
+    # With a request_id: e-both1 (its request) gets the click and the purchase, e-both2 nothing.
+    assert labels("e-both1:1") == (1, 0, "impression")
+    assert labels("e-both1:1:purchase_correction") == (1, 1, "purchase_correction")
+    assert labels("e-both2:1") == (0, 0, "impression")
+    corrections = {k for k in run.examples if k.endswith(":purchase_correction")}
+    assert corrections == {"e-anon1:2:purchase_correction", "e-both1:1:purchase_correction"}
+    # The attributed click without request_id also counts for the (query, item) pair, at its own
+    # time: the pair's online record after it holds the click.
+    records = [v for k, v in run.query_item_records if k == "running shoes\ti-anon-a"]
+    assert [(v["ts"], v["qi_impr_24h"], v["qi_click_24h"]) for v in records] == [
+        (T_ANON, 1.0, 0.0), (T_ANON + 2 * SECOND, 2.0, 0.0), (T_ANON + 4 * SECOND, 2.0, 1.0)]
+
 
 # ------------------------------------------------------------------------------ window edges
 @pytest.mark.xfail(strict=True, reason="job limit: RANGE OVER frames include peer rows (same rowtime), so "
@@ -647,13 +814,14 @@ def test_same_millisecond_events_are_not_counted(run):
     assert (peer["u_click_5m"], peer["u_click_1h"], peer["u_click_24h"]) == (0.0, 0.0, 0.0)
     assert item_features(peer) == item_features(peer2) == {
         "i_impr_1h": 0.0, "i_click_1h": 0.0, "i_ctr_1h": 1.0 / 20.0}
+    assert peer["qi_ctr_24h"] == peer2["qi_ctr_24h"] == 1.0 / 20.0
     assert run.example("e-c1:1")["i_click_1h"] == 2.0  # t-45min, t-1ms; not the click at t+1ms
     serving = serving_at(run, T_PEER)
     for example in (peer, peer2):
-        assert {**serving.user_features(example["user_id"], T_PEER), **serving.item_features("i-peer", T_PEER)} == \
-            {**user_features(example), **item_features(example)}
+        assert online_features_at(serving, example, T_PEER) == training_features(example)
     assert [v["u_click_5m"] for u, v in run.user_records if u == "u-peer"] == [1.0, 1.0]
     assert [v["i_impr_1h"] for i, v in run.item_records if i == "i-peer"] == [2.0, 2.0]
+    assert [v["qi_impr_24h"] for k, v in run.query_item_records if k == "running shoes\ti-peer"] == [2.0, 2.0]
 
 
 def test_serving_agrees_with_training_at_the_window_start(run):
@@ -665,6 +833,5 @@ def test_serving_agrees_with_training_at_the_window_start(run):
     """
     example = run.example("e-edge:1")
     assert (example["u_click_5m"], example["u_click_1h"], example["i_impr_1h"]) == (1.0, 2.0, 1.0)
-    serving = serving_at(run, T_EDGE)
-    assert {**serving.user_features("u-edge", T_EDGE), **serving.item_features("i-edge", T_EDGE)} == \
-        {**user_features(example), **item_features(example)}
+    assert example["qi_ctr_24h"] == 1.0 / 21.0  # e-edge2, 1 h before: well inside 24 h
+    assert online_features_at(serving_at(run, T_EDGE), example, T_EDGE) == training_features(example)

@@ -10,7 +10,7 @@ def test_defaults_are_valid_and_documented_values():
     assert cfg.kafka.bootstrap == "localhost:9092"
     assert cfg.job.click_window_ms == 30 * 60_000 and cfg.job.purchase_window_ms == 24 * 3_600_000
     assert cfg.kafka.topics.compacted() == {"freshrank.features.user", "freshrank.features.item",
-                                            "freshrank.model.deltas"}
+                                            "freshrank.features.query_item", "freshrank.model.deltas"}
 
 
 def test_toml_then_environment_override(tmp_path):

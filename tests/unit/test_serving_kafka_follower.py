@@ -82,11 +82,15 @@ def test_a_bad_record_is_counted_and_following_goes_on():
     batches = [[record(TOPICS.features_user, "u1", None, 0),
                 Message(topic=TOPICS.features_user, partition=0, offset=1, key=b"u2", value=b"{oops"),
                 record(TOPICS.features_item, "i1", {"ts": 5, "i_impr_1h": 3.0}, 0),
-                record(TOPICS.features_user, "u3", {"ts": 5, "u_click_1h": 2.0}, 2)]]
+                record(TOPICS.features_user, "u3", {"ts": 5, "u_click_1h": 2.0}, 2),
+                record(TOPICS.features_query_item, "red shoes\ti1", {"ts": 5, "qi_ctr_24h": 0.5}, 0)]]
+    assert follower.topics == [TOPICS.features_user, TOPICS.features_item, TOPICS.features_query_item]
     follower._follow(ScriptedConsumer(batches, follower), [(TOPICS.features_user, 0),
-                                                           (TOPICS.features_item, 0)])
+                                                           (TOPICS.features_item, 0),
+                                                           (TOPICS.features_query_item, 0)])
     assert follower.errors["bad_record"] == 1
     assert features.item_features("i1", 6)["i_impr_1h"] == 3.0
+    assert features.query_item_features("red shoes", "i1", 6) == {"qi_ctr_24h": 0.5}
     assert features.user_features("u3", 6)["u_click_1h"] == 2.0
     assert not follower.caught_up
 

@@ -1,6 +1,7 @@
 import pytest
 
-from serving.online_features import HOUR_MS, MINUTE_MS, LatestPerKey, OnlineFeatures, window_ended
+from serving.online_features import (HOUR_MS, MINUTE_MS, LatestPerKey, OnlineFeatures, query_item_key,
+                                     window_ended)
 
 T = 1_700_000_000_000
 
@@ -85,3 +86,39 @@ def test_the_cache_keeps_the_most_recently_used_keys():
     assert len(cache) == 2 and cache.evicted == 1
     with pytest.raises(ValueError):
         LatestPerKey(max_keys=0)
+
+
+def qi(ts, impressions, clicks):
+    return {"query": "red shoes", "item_id": "i", "ts": ts, "qi_impr_24h": impressions,
+            "qi_click_24h": clicks, "qi_ctr_24h": (clicks + 1.0) / (impressions + 20.0)}
+
+
+def test_query_item_ctr_comes_from_the_pairs_latest_record_and_ends_after_a_day():
+    features = OnlineFeatures()
+    key = query_item_key("red shoes", "i")
+    assert key == "red shoes\ti"
+    features.apply_query_item(key, qi(T, 10.0, 3.0))
+    features.apply_query_item(key, qi(T - 5, 9.0, 3.0))  # older: ignored
+    assert features.query_item_features("red shoes", "i", T + HOUR_MS) == {"qi_ctr_24h": 4.0 / 30.0}
+    # The 24 h window includes its start, as the job's RANGE frame does.
+    assert features.query_item_features("red shoes", "i", T + 24 * HOUR_MS) == {"qi_ctr_24h": 4.0 / 30.0}
+    assert features.query_item_features("red shoes", "i", T + 24 * HOUR_MS + 1) == {"qi_ctr_24h": 1.0 / 20.0}
+    # Another query, another item, or an unknown pair: the prior.
+    assert features.query_item_features("shoes", "i", T + 1) == {"qi_ctr_24h": 1.0 / 20.0}
+    assert features.query_item_features("red shoes", "j", T + 1) == {"qi_ctr_24h": 1.0 / 20.0}
+    assert features.counts().query_items == 1
+    features.apply_query_item(key, None)
+    assert features.query_item_features("red shoes", "i", T + 1) == {"qi_ctr_24h": 1.0 / 20.0}
+
+
+def test_the_empty_query_is_a_query_like_any_other():
+    features = OnlineFeatures()
+    features.apply_query_item(query_item_key("", "i"), {**qi(T, 1.0, 1.0), "query": ""})
+    assert features.query_item_features("", "i", T + 1) == {"qi_ctr_24h": 2.0 / 21.0}
+    assert features.query_item_features("red shoes", "i", T + 1) == {"qi_ctr_24h": 1.0 / 20.0}
+
+
+def test_a_malformed_query_item_record_is_counted():
+    features = OnlineFeatures()
+    features.apply_query_item(query_item_key("q", "i"), {"ts": T, "qi_ctr_24h": "high"})
+    assert features.malformed == 1 and features.counts().query_items == 0

@@ -1,6 +1,6 @@
 import pytest
 
-from serving.online_features import HOUR_MS, OnlineFeatures
+from serving.online_features import HOUR_MS, OnlineFeatures, query_item_key
 from serving.ranker import BadRequest, ModelUnavailable, Ranker
 from serving.registry import ModelRegistry
 from tests.unit.test_serving_support import PRICE_STATS, feed, history
@@ -22,6 +22,13 @@ def served():
                                "i_click_1h": 4.0, "i_ctr_1h": 5.0 / 60.0})
     features.apply_item("i9", {"item_id": "i9", "ts": NOW_MS - 2 * HOUR_MS, "i_impr_1h": 9.0,
                                "i_click_1h": 9.0, "i_ctr_1h": 0.3})
+    # (query, item) records are keyed by the cleaned query: the request's "  Red   SHOE ".
+    features.apply_query_item(query_item_key("red shoe", "i5"), {
+        "query": "red shoe", "item_id": "i5", "ts": NOW_MS - 3 * HOUR_MS, "qi_impr_24h": 10.0,
+        "qi_click_24h": 2.0, "qi_ctr_24h": 3.0 / 30.0})
+    features.apply_query_item(query_item_key("red shoe", "7"), {
+        "query": "red shoe", "item_id": "7", "ts": NOW_MS - 25 * HOUR_MS, "qi_impr_24h": 5.0,
+        "qi_click_24h": 5.0, "qi_ctr_24h": 0.24})
     return registry, features
 
 
@@ -68,14 +75,17 @@ def test_examples_have_the_training_example_shape(served):
         # u_click_5m: 1 min old, still inside its window
         "u_click_5m": 2.0, "u_click_1h": 3.0, "u_click_24h": 7.0, "u_cart_1h": 1.0,
         "u_purchase_24h": 1.0, "i_impr_1h": 40.0, "i_click_1h": 4.0, "i_ctr_1h": 5.0 / 60.0,
-        "qi_ctr_24h": 0.0,  # no online source: the contract's missing value
+        "qi_ctr_24h": 3.0 / 30.0,  # the pair's record, 3 h old: inside its 24 h window
     }
     assert imputed["position"] == 2 and imputed["price"] == pytest.approx(PRICE_STATS.typical_price("c1"))
     # i9's record is two hours old: its one-hour windows are empty now, CTR is the prior's.
     assert (imputed["i_impr_1h"], imputed["i_click_1h"], imputed["i_ctr_1h"]) == (0.0, 0.0, 0.05)
     assert numeric_id["item_id"] == "7" and numeric_id["category"] == ""
     assert numeric_id["price"] == pytest.approx(PRICE_STATS.typical_price(None))
-    assert numeric_id["qi_ctr_24h"] == 0.2
+    # Its pair's record is 25 h old (the window ended: the prior), and the number the candidate
+    # carries is ignored: qi_ctr_24h is an online feature, computed as the job computes it.
+    assert numeric_id["qi_ctr_24h"] == 1.0 / 20.0
+    assert imputed["qi_ctr_24h"] == 1.0 / 20.0  # no record for the pair at all
     assert unseen["price"] == 3.5 and unseen["i_ctr_1h"] == 0.05
 
 

@@ -11,3 +11,8 @@ INSERT INTO item_features_sink
 SELECT item_id, ts, i_impr_1h + is_impr, i_click_1h + is_item_click,
   (i_click_1h + is_item_click + {ctr_prior_clicks}) / (i_impr_1h + is_impr + {ctr_prior_impressions})
 FROM item_features;
+
+INSERT INTO query_item_features_sink
+SELECT query || CHR(9) || item_id, query, item_id, ts, qi_impr_24h + is_impr, qi_click_24h + is_click,
+  (qi_click_24h + is_click + {ctr_prior_clicks}) / (qi_impr_24h + is_impr + {ctr_prior_impressions})
+FROM query_item_features;
