@@ -184,17 +184,15 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     # online-feature sinks and the label join; each is computed once (see _materialize).
     _run_sql(t_env, cfg, "03_user_features.sql")
     _materialize(t_env, "user_features_computed", "user_features")
-    _run_sql(t_env, cfg, "04_item_features.sql")
+    _run_sql(t_env, cfg, "04_attribution.sql")
+    _materialize(t_env, "attributed_labels_computed", "attributed_labels")
+    _run_sql(t_env, cfg, "05_item_features.sql")
     _materialize(t_env, "item_features_computed", "item_features")
-    _run_sql(t_env, cfg, "05_attribution.sql")
-    _materialize(t_env, "attributed_by_user_computed", "attributed_by_user")
-    _run_sql(t_env, cfg, "06_query_item_features.sql")
-    _materialize(t_env, "query_item_features_computed", "query_item_features")
-    _run_sql(t_env, cfg, "07_labels.sql")
-    _run_sql(t_env, cfg, "08_examples.sql")
+    _run_sql(t_env, cfg, "06_labels.sql")
+    _run_sql(t_env, cfg, "07_examples.sql")
 
     sinks.add_insert_sql("INSERT INTO duplicates_sink SELECT count_duplicate(event_id) FROM numbered_events WHERE copy > 1")
-    for stmt in statements("09_online_features.sql", cfg):
+    for stmt in statements("08_online_features.sql", cfg):
         sinks.add_insert_sql(stmt)
 
     sinks.add_insert_sql("INSERT INTO training_examples_sink SELECT model, example FROM example_json")
@@ -202,7 +200,7 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
 
 def _add_training_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
     """Committed examples, read back in micro-batches, to the trainer; versions, deltas, ledger out."""
-    _run_sql(t_env, cfg, "10_training_input.sql")
+    _run_sql(t_env, cfg, "09_training_input.sql")
     batches = t_env.to_data_stream(t_env.from_path("micro_batches"))
     versions = batches \
         .key_by(lambda row: row[0], key_type=Types.STRING()) \

@@ -30,7 +30,7 @@ HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
 # Window length of every online feature (flink_jobs/sql/03_user_features.sql, 04_item_features.sql,
-# 06_query_item_features.sql).
+# 05_item_features.sql).
 USER_WINDOWS_MS: dict[str, int] = {
     "u_click_5m": 5 * MINUTE_MS, "u_click_1h": HOUR_MS, "u_click_24h": DAY_MS,
     "u_cart_1h": HOUR_MS, "u_purchase_24h": DAY_MS,
@@ -46,7 +46,7 @@ QUERY_ITEM_COUNT_FIELDS = ("qi_impr_24h", "qi_click_24h")
 QUERY_ITEM_CTR_FIELD = "qi_ctr_24h"
 QUERY_ITEM_RECORD_FIELDS = QUERY_ITEM_COUNT_FIELDS + (QUERY_ITEM_CTR_FIELD,)
 ONLINE_FIELDS = frozenset(USER_FIELDS + ITEM_FIELDS + (QUERY_ITEM_CTR_FIELD,))
-# The compacted topic's key: the cleaned query, a tab, the item id (flink_jobs/sql/09_online_features.sql).
+# The compacted topic's key: the cleaned query, a tab, the item id (flink_jobs/sql/08_online_features.sql).
 # A cleaned query never holds a tab (udfs.text collapses every whitespace run to one space).
 QUERY_ITEM_SEPARATOR = "\t"
 

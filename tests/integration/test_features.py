@@ -798,7 +798,7 @@ def test_labels_without_request_id_go_to_the_users_latest_impression_of_the_item
 # ------------------------------------------------------------------------------ window edges
 @pytest.mark.xfail(strict=True, reason="job limit: RANGE OVER frames include peer rows (same rowtime), so "
                    "events in the impression's own millisecond are counted (flink_jobs/sql/03_user_features.sql, "
-                   "04_item_features.sql); the zero-length OVER step that fixes it nearly doubled the feature "
+                   "05_item_features.sql); the zero-length OVER step that fixes it nearly doubled the feature "
                    "stage's CPU per event with RocksDB (docs/design.md, known limits)")
 def test_same_millisecond_events_are_not_counted(run):
     """docs/contracts.md: counts over windows ending strictly before ts.

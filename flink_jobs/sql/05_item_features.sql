@@ -11,22 +11,36 @@ FROM user_features u
 CROSS JOIN UNNEST(u.item_ids) WITH ORDINALITY AS it(item_id, k)
 WHERE u.type = 'impression';
 
--- Impressions and clicks of each item in one time-ordered stream, for the item's counters.
+-- Impressions and clicks of each item in one time-ordered stream, for the item's counters and the
+-- (query, item) counters. Every click counts for its item; for its (query, item) pair only when it
+-- is attributed to an impression (04_attribution.sql): it then carries that impression's query, at
+-- the click's own time. An unattributed click's null query keeps it out of every real pair.
 CREATE TEMPORARY VIEW item_events AS
 SELECT * FROM impression_items
 UNION ALL
-SELECT event_id, rowtime, ts, user_id, request_id, '', '', '', item_id, 0, price, '', '',
+SELECT event_id, rowtime, ts, user_id, request_id, query, '', '', item_id, 0, price, '', '',
   CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE),
   CAST(0 AS DOUBLE), CAST(1 AS DOUBLE)
-FROM events WHERE type = 'click' AND item_id IS NOT NULL;
+FROM attributed_labels WHERE type = 'click';
+
+-- Each row subtracts its own contribution, so an impression's counts are strictly before it.
+-- The (query, item) window comes first in the cascade: one stream, no join back to the example row.
+CREATE TEMPORARY VIEW query_item_window AS
+SELECT *,
+  SUM(is_impr) OVER w - is_impr AS qi_impr_24h,
+  SUM(is_item_click) OVER w - is_item_click AS qi_click_24h
+FROM item_events
+WINDOW w AS (PARTITION BY query, item_id ORDER BY rowtime
+  RANGE BETWEEN INTERVAL '{w24h}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
 
 -- Smoothed CTR: (clicks + a) / (impressions + a + b), a Beta(a, b) prior with mean a/(a+b).
 CREATE TEMPORARY VIEW item_features_computed AS
 SELECT *,
+  (qi_click_24h + {ctr_prior_clicks}) / (qi_impr_24h + {ctr_prior_impressions}) AS qi_ctr_24h,
   SUM(is_impr) OVER w - is_impr AS i_impr_1h,
   SUM(is_item_click) OVER w - is_item_click AS i_click_1h,
   (SUM(is_item_click) OVER w - is_item_click + {ctr_prior_clicks})
     / (SUM(is_impr) OVER w - is_impr + {ctr_prior_impressions}) AS i_ctr_1h
-FROM item_events
+FROM query_item_window
 WINDOW w AS (PARTITION BY item_id ORDER BY rowtime
   RANGE BETWEEN INTERVAL '{w1h}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);

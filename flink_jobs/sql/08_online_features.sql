@@ -12,7 +12,8 @@ SELECT item_id, ts, i_impr_1h + is_impr, i_click_1h + is_item_click,
   (i_click_1h + is_item_click + {ctr_prior_clicks}) / (i_impr_1h + is_impr + {ctr_prior_impressions})
 FROM item_features;
 
+-- One record per impression of a (query, item) pair and per click attributed to one.
 INSERT INTO query_item_features_sink
-SELECT query || CHR(9) || item_id, query, item_id, ts, qi_impr_24h + is_impr, qi_click_24h + is_click,
-  (qi_click_24h + is_click + {ctr_prior_clicks}) / (qi_impr_24h + is_impr + {ctr_prior_impressions})
-FROM query_item_features;
+SELECT query || CHR(9) || item_id, query, item_id, ts, qi_impr_24h + is_impr, qi_click_24h + is_item_click,
+  (qi_click_24h + is_item_click + {ctr_prior_clicks}) / (qi_impr_24h + is_impr + {ctr_prior_impressions})
+FROM item_features WHERE query IS NOT NULL;

@@ -1,31 +1,20 @@
 -- Label join: each impressed item with its click, attributed by (request_id, item_id) within the
 -- click window; a click without request_id comes with the request of the impression it was
--- attributed to (05_attribution.sql). An interval LEFT JOIN emits the positive as soon as the click
+-- attributed to (04_attribution.sql). An interval LEFT JOIN emits the positive as soon as the click
 -- arrives (the model learns within seconds) and the negative only when the watermark passes the
 -- window's end. Features are those of the impression row, so a label never brings later
 -- information along.
 
--- The impression rows of the item window, with the (query, item) CTR of the same impression row
--- (same event, position and rowtime) from the narrow (query, item) window. A LEFT join: an
--- impression the narrow branch lost would still make an example, its qi_ctr_24h null (missing).
 CREATE TEMPORARY VIEW impression_features AS
-SELECT f.*, q.qi_ctr_24h
-FROM (SELECT * FROM item_features WHERE is_impr = 1) AS f
-LEFT JOIN (SELECT event_id, `position`, rowtime, qi_ctr_24h FROM query_item_features WHERE is_impr = 1) AS q
-  ON f.event_id = q.event_id AND f.`position` = q.`position`
-  AND q.rowtime BETWEEN f.rowtime AND f.rowtime;
+SELECT * FROM item_features WHERE is_impr = 1;
 
 CREATE TEMPORARY VIEW clicks AS
-SELECT request_id, item_id, rowtime FROM events
-WHERE type = 'click' AND request_id IS NOT NULL AND item_id IS NOT NULL
-UNION ALL
-SELECT request_id, item_id, rowtime FROM attributed_by_user WHERE type = 'click';
+SELECT request_id, item_id, rowtime FROM attributed_labels
+WHERE type = 'click' AND request_id IS NOT NULL;
 
 CREATE TEMPORARY VIEW purchases AS
-SELECT request_id, item_id, rowtime FROM events
-WHERE type = 'purchase' AND request_id IS NOT NULL AND item_id IS NOT NULL
-UNION ALL
-SELECT request_id, item_id, rowtime FROM attributed_by_user WHERE type = 'purchase';
+SELECT request_id, item_id, rowtime FROM attributed_labels
+WHERE type = 'purchase' AND request_id IS NOT NULL;
 
 CREATE TEMPORARY VIEW click_examples AS
 SELECT f.*, CASE WHEN c.request_id IS NULL THEN 0 ELSE 1 END AS click, 0 AS purchase, 'impression' AS kind
