@@ -126,7 +126,7 @@ CREATE TABLE model_deltas_sink (
 );
 
 -- Labelled training examples (docs/contracts.md), one JSON object per record, key = model. The
--- trainer reads them back (10_training_input.sql): the join and the trainer stay decoupled, examples can
+-- trainer reads them back (09_training_input.sql): the join and the trainer stay decoupled, examples can
 -- be replayed, and "trained exactly once" is checkable by Kafka offset.
 CREATE TABLE training_examples_sink (
   model STRING,
