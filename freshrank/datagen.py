@@ -39,6 +39,9 @@ SECOND_MS = 1_000
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
+# The user's window counts of docs/contracts.md, in the order of _WindowFeatures.user_counters.
+USER_COUNT_FIELDS = ("u_click_5m", "u_click_1h", "u_click_24h", "u_cart_5m", "u_cart_1h", "u_cart_24h",
+                     "u_purchase_5m", "u_purchase_1h", "u_purchase_24h")
 
 EVENT_TYPES: tuple[str, ...] = ("search", "impression", "click", "add_to_cart", "purchase")
 # Positions in EVENT_TYPES, used as compact kind codes inside the simulation.
@@ -862,14 +865,20 @@ class _WindowFeatures:
         self.user_click_5m = _SlidingCounter(5 * MINUTE_MS)
         self.user_click_1h = _SlidingCounter(HOUR_MS)
         self.user_click_24h = _SlidingCounter(DAY_MS)
+        self.user_cart_5m = _SlidingCounter(5 * MINUTE_MS)
         self.user_cart_1h = _SlidingCounter(HOUR_MS)
+        self.user_cart_24h = _SlidingCounter(DAY_MS)
+        self.user_purchase_5m = _SlidingCounter(5 * MINUTE_MS)
+        self.user_purchase_1h = _SlidingCounter(HOUR_MS)
         self.user_purchase_24h = _SlidingCounter(DAY_MS)
         self.item_impressions_1h = _SlidingCounter(HOUR_MS)
         self.item_clicks_1h = _SlidingCounter(HOUR_MS)
         self.query_item_impressions_24h = _SlidingCounter(DAY_MS)
         self.query_item_clicks_24h = _SlidingCounter(DAY_MS)
-        self._all = (self.user_click_5m, self.user_click_1h, self.user_click_24h, self.user_cart_1h,
-                     self.user_purchase_24h, self.item_impressions_1h, self.item_clicks_1h,
+        self.user_counters = (self.user_click_5m, self.user_click_1h, self.user_click_24h,
+                              self.user_cart_5m, self.user_cart_1h, self.user_cart_24h,
+                              self.user_purchase_5m, self.user_purchase_1h, self.user_purchase_24h)
+        self._all = (*self.user_counters, self.item_impressions_1h, self.item_clicks_1h,
                      self.query_item_impressions_24h, self.query_item_clicks_24h)
 
     def apply(self, entry: tuple) -> None:
@@ -888,9 +897,11 @@ class _WindowFeatures:
             # A click counts for the query of the page it came from.
             self.query_item_clicks_24h.add(ts, (page.query, item))
         elif kind == _CART:
-            self.user_cart_1h.add(ts, page.user)
+            for counter in (self.user_cart_5m, self.user_cart_1h, self.user_cart_24h):
+                counter.add(ts, page.user)
         elif kind == _PURCHASE:
-            self.user_purchase_24h.add(ts, page.user)
+            for counter in (self.user_purchase_5m, self.user_purchase_1h, self.user_purchase_24h):
+                counter.add(ts, page.user)
 
     def expire(self, now: int) -> None:
         for counter in self._all:
@@ -1108,13 +1119,9 @@ class EventGenerator:
             return
         world = _World(self.config, examples_per_day=self.config.examples_per_sim_day)
         windows = _WindowFeatures()
-        counts = (windows.user_click_5m.counts, windows.user_click_1h.counts,
-                  windows.user_click_24h.counts, windows.user_cart_1h.counts,
-                  windows.user_purchase_24h.counts, windows.item_impressions_1h.counts,
-                  windows.item_clicks_1h.counts, windows.query_item_impressions_24h.counts,
-                  windows.query_item_clicks_24h.counts)
-        (u_click_5m, u_click_1h, u_click_24h, u_cart_1h, u_purchase_24h, i_impr, i_click,
-         qi_impr, qi_click) = counts
+        user_counts = [counter.counts for counter in windows.user_counters]
+        i_impr, i_click = windows.item_impressions_1h.counts, windows.item_clicks_1h.counts
+        qi_impr, qi_click = windows.query_item_impressions_24h.counts, windows.query_item_clicks_24h.counts
         item_ids, user_ids = world.item_ids, world.user_ids
         item_category, item_brand, item_price = world.item_category, world.item_brand, world.item_price
         category_names, brand_names = world.category_names, world.brand_names
@@ -1139,9 +1146,8 @@ class EventGenerator:
                 user_id = user_ids[user]
                 device, platform = world.user_device[user], world.user_platform[user]
                 hour = (ts // HOUR_MS) % 24
-                user_features = (float(u_click_5m.get(user, 0)), float(u_click_1h.get(user, 0)),
-                                 float(u_click_24h.get(user, 0)), float(u_cart_1h.get(user, 0)),
-                                 float(u_purchase_24h.get(user, 0)))
+                user_features = {name: float(counts.get(user, 0))
+                                 for name, counts in zip(USER_COUNT_FIELDS, user_counts)}
                 clicked, purchased = page.clicked, page.purchased
                 for slot, item in enumerate(page.items):
                     impressions = i_impr.get(item, 0)
@@ -1161,11 +1167,7 @@ class EventGenerator:
                         "position": slot + 1,
                         "price": item_price[item],
                         "hour": hour,
-                        "u_click_5m": user_features[0],
-                        "u_click_1h": user_features[1],
-                        "u_click_24h": user_features[2],
-                        "u_cart_1h": user_features[3],
-                        "u_purchase_24h": user_features[4],
+                        **user_features,
                         "i_impr_1h": float(impressions),
                         "i_click_1h": float(clicks),
                         "i_ctr_1h": smoothed_ctr(clicks, impressions),

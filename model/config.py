@@ -14,7 +14,8 @@ SPARSE_FIELDS: tuple[str, ...] = (
 )
 QUERY_FIELD = "query"
 DENSE_FIELDS: tuple[str, ...] = (
-    "u_click_5m", "u_click_1h", "u_click_24h", "u_cart_1h", "u_purchase_24h",
+    "u_click_5m", "u_click_1h", "u_click_24h", "u_cart_5m", "u_cart_1h", "u_cart_24h",
+    "u_purchase_5m", "u_purchase_1h", "u_purchase_24h",
     "i_impr_1h", "i_click_1h", "i_ctr_1h", "qi_ctr_24h", "price",
 )
 EVICTION_POLICIES = ("lru", "lfu")

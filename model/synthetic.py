@@ -39,11 +39,13 @@ def make_examples(n: int, seed: int = 0, n_users: int = 100_000, n_items: int = 
     user_clicks = rng.poisson(2.0, (n, 5)).astype(float)
     qi_ctr = np.clip(item_ctr + rng.normal(0.0, 0.05, n), 0.0, 1.0)
     hours = (ts // 3_600_000) % 24
+    # Drawn last, so the columns above stay what they were before these four fields existed.
+    user_more = rng.poisson(1.0, (n, 4)).astype(float)
 
     columns = [a.tolist() for a in (users, items, ts, position, price, hours, user_clicks,
-                                    impressions, clicks, item_ctr, qi_ctr, click, purchase)]
+                                    impressions, clicks, item_ctr, qi_ctr, click, purchase, user_more)]
     examples = []
-    for i, (u, it, t, pos, pr, hr, uc, imp, ck, ctr, qi, c, p) in enumerate(zip(*columns)):
+    for i, (u, it, t, pos, pr, hr, uc, imp, ck, ctr, qi, c, p, um) in enumerate(zip(*columns)):
         examples.append({
             "example_id": f"e{seed}-{i}:{pos}", "model": "default", "ts": t,
             "user_id": f"u{u}", "item_id": f"i{it}",
@@ -52,7 +54,8 @@ def make_examples(n: int, seed: int = 0, n_users: int = 100_000, n_items: int = 
             "device": _DEVICES[u % 3], "platform": _PLATFORMS[(u // 3) % 3],
             "position": pos, "price": pr, "hour": hr,
             "u_click_5m": uc[0], "u_click_1h": uc[1], "u_click_24h": uc[2], "u_cart_1h": uc[3],
-            "u_purchase_24h": uc[4], "i_impr_1h": imp, "i_click_1h": ck, "i_ctr_1h": ctr,
+            "u_purchase_24h": uc[4], "u_cart_5m": um[0], "u_cart_24h": um[1], "u_purchase_5m": um[2],
+            "u_purchase_1h": um[3], "i_impr_1h": imp, "i_click_1h": ck, "i_ctr_1h": ctr,
             "qi_ctr_24h": qi, "click": int(c), "purchase": int(p),
         })
     return examples

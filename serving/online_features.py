@@ -29,11 +29,11 @@ MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
-# Window length of every online feature (flink_jobs/sql/03_user_features.sql, 04_item_features.sql,
-# 05_item_features.sql).
+# Window length of every online feature (flink_jobs/sql/03_user_features.sql, 05_item_features.sql).
 USER_WINDOWS_MS: dict[str, int] = {
     "u_click_5m": 5 * MINUTE_MS, "u_click_1h": HOUR_MS, "u_click_24h": DAY_MS,
-    "u_cart_1h": HOUR_MS, "u_purchase_24h": DAY_MS,
+    "u_cart_5m": 5 * MINUTE_MS, "u_cart_1h": HOUR_MS, "u_cart_24h": DAY_MS,
+    "u_purchase_5m": 5 * MINUTE_MS, "u_purchase_1h": HOUR_MS, "u_purchase_24h": DAY_MS,
 }
 ITEM_COUNT_WINDOWS_MS: dict[str, int] = {"i_impr_1h": HOUR_MS, "i_click_1h": HOUR_MS}
 ITEM_CTR_FIELD = "i_ctr_1h"

@@ -43,7 +43,9 @@ CREATE TABLE duplicates_sink (
 CREATE TABLE user_features_sink (
   user_id STRING,
   ts BIGINT,
-  u_click_5m DOUBLE, u_click_1h DOUBLE, u_click_24h DOUBLE, u_cart_1h DOUBLE, u_purchase_24h DOUBLE
+  u_click_5m DOUBLE, u_click_1h DOUBLE, u_click_24h DOUBLE,
+  u_cart_5m DOUBLE, u_cart_1h DOUBLE, u_cart_24h DOUBLE,
+  u_purchase_5m DOUBLE, u_purchase_1h DOUBLE, u_purchase_24h DOUBLE
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{topic_features_user}',

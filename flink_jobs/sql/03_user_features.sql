@@ -14,14 +14,18 @@ FROM events e;
 
 CREATE TEMPORARY VIEW user_w5m AS
 SELECT *,
-  SUM(is_click) OVER (PARTITION BY user_id ORDER BY rowtime
-    RANGE BETWEEN INTERVAL '{w5m}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW) - is_click AS u_click_5m
-FROM user_events;
+  SUM(is_click) OVER w - is_click AS u_click_5m,
+  SUM(is_cart) OVER w - is_cart AS u_cart_5m,
+  SUM(is_purchase) OVER w - is_purchase AS u_purchase_5m
+FROM user_events
+WINDOW w AS (PARTITION BY user_id ORDER BY rowtime
+  RANGE BETWEEN INTERVAL '{w5m}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
 
 CREATE TEMPORARY VIEW user_w1h AS
 SELECT *,
   SUM(is_click) OVER w - is_click AS u_click_1h,
-  SUM(is_cart) OVER w - is_cart AS u_cart_1h
+  SUM(is_cart) OVER w - is_cart AS u_cart_1h,
+  SUM(is_purchase) OVER w - is_purchase AS u_purchase_1h
 FROM user_w5m
 WINDOW w AS (PARTITION BY user_id ORDER BY rowtime
   RANGE BETWEEN INTERVAL '{w1h}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
@@ -29,6 +33,7 @@ WINDOW w AS (PARTITION BY user_id ORDER BY rowtime
 CREATE TEMPORARY VIEW user_features_computed AS
 SELECT *,
   SUM(is_click) OVER w - is_click AS u_click_24h,
+  SUM(is_cart) OVER w - is_cart AS u_cart_24h,
   SUM(is_purchase) OVER w - is_purchase AS u_purchase_24h
 FROM user_w1h
 WINDOW w AS (PARTITION BY user_id ORDER BY rowtime

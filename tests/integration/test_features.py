@@ -62,13 +62,14 @@ T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 CLICK_WINDOW_MS = 10_000
 PURCHASE_WINDOW_MS = 60_000
 PRIOR_CLICKS, PRIOR_IMPRESSIONS = 1.0, 20.0  # udfs.features: (clicks + 1) / (impressions + 20)
-USER_FIELDS = ("u_click_5m", "u_click_1h", "u_click_24h", "u_cart_1h", "u_purchase_24h")
+USER_FIELDS = tuple(f"u_{kind}_{window}" for kind in ("click", "cart", "purchase")
+                    for window in ("5m", "1h", "24h"))
 ITEM_FIELDS = ("i_impr_1h", "i_click_1h", "i_ctr_1h")
 QUERY_ITEM_FIELDS = ("qi_impr_24h", "qi_click_24h", "qi_ctr_24h")  # online records (examples: qi_ctr_24h)
 # (feature, event type counted, window); item impressions come from impression items.
-USER_WINDOWS = (("u_click_5m", "click", 5 * MINUTE), ("u_click_1h", "click", HOUR),
-                ("u_click_24h", "click", 24 * HOUR), ("u_cart_1h", "add_to_cart", HOUR),
-                ("u_purchase_24h", "purchase", 24 * HOUR))
+USER_WINDOWS = tuple((f"u_{kind}_{window}", event_type, length)
+                     for kind, event_type in (("click", "click"), ("cart", "add_to_cart"), ("purchase", "purchase"))
+                     for window, length in (("5m", 5 * MINUTE), ("1h", HOUR), ("24h", 24 * HOUR)))
 
 MODEL = "featuretest"
 JOB_ENV = {
@@ -597,6 +598,12 @@ def user_features(example: dict) -> dict[str, float]:
     return {f: example[f] for f in USER_FIELDS}
 
 
+def clicks_only(click_5m: float, click_1h: float, click_24h: float) -> dict[str, float]:
+    """The user features of a user with clicks but no cart or purchase in the last 24 h."""
+    return {**{f: 0.0 for f in USER_FIELDS}, "u_click_5m": click_5m, "u_click_1h": click_1h,
+            "u_click_24h": click_24h}
+
+
 def item_features(example: dict) -> dict[str, float]:
     return {f: example[f] for f in ITEM_FIELDS}
 
@@ -631,7 +638,11 @@ def test_features_see_only_earlier_events(run):
         "u_click_5m": 2.0,      # t-2min, t-1ms
         "u_click_1h": 4.0,      # + t-30min, t-10min
         "u_click_24h": 6.0,     # + t-23h, t-61min
+        "u_cart_5m": 0.0,
         "u_cart_1h": 1.0,       # t-20min
+        "u_cart_24h": 2.0,      # + t-2h
+        "u_purchase_5m": 0.0,
+        "u_purchase_1h": 0.0,
         "u_purchase_24h": 1.0,  # t-3h
     }
     assert item_features(leak) == {
@@ -682,8 +693,7 @@ def test_serving_features_equal_training_features(run):
     # The cases exercise what they claim: the expiry example has an expired 5 min window and an
     # item read as the prior, with non-zero 1 h and 24 h counts.
     expiry = run.example("e-expiry:1")
-    assert user_features(expiry) == {"u_click_5m": 0.0, "u_click_1h": 2.0, "u_click_24h": 3.0,
-                                     "u_cart_1h": 0.0, "u_purchase_24h": 0.0}
+    assert user_features(expiry) == clicks_only(0.0, 2.0, 3.0)
     assert item_features(expiry) == {"i_impr_1h": 0.0, "i_click_1h": 0.0, "i_ctr_1h": 1.0 / 20.0}
     assert expiry["click"] == 1
     # (query, item) cases: i-leak's pair counts a click without request_id (t-5h+3s) and its
@@ -703,10 +713,9 @@ def test_out_of_order_late_events_and_an_idle_partition(run):
     # Out of order by up to 3.5 s (production order: impression s, clicks s-3s, s+2s, s-1s,
     # impression s+1s, click s+4s, cart s+0.5s): counted as if they had come in time order.
     ooo1, ooo1b, ooo2 = run.example("e-ooo1:1"), run.example("e-ooo1:2"), run.example("e-ooo2:1")
-    assert user_features(ooo1) == user_features(ooo1b) == {
-        "u_click_5m": 2.0, "u_click_1h": 2.0, "u_click_24h": 2.0, "u_cart_1h": 0.0, "u_purchase_24h": 0.0}
+    assert user_features(ooo1) == user_features(ooo1b) == clicks_only(2.0, 2.0, 2.0)
     assert user_features(ooo2) == {  # produced after the clicks at s+2s and s+4s, before the cart
-        "u_click_5m": 2.0, "u_click_1h": 2.0, "u_click_24h": 2.0, "u_cart_1h": 1.0, "u_purchase_24h": 0.0}
+        **clicks_only(2.0, 2.0, 2.0), "u_cart_5m": 1.0, "u_cart_1h": 1.0, "u_cart_24h": 1.0}
     assert item_features(ooo1) == {"i_impr_1h": 0.0, "i_click_1h": 0.0, "i_ctr_1h": 1.0 / 20.0}
     assert item_features(ooo2) == {"i_impr_1h": 1.0, "i_click_1h": 0.0, "i_ctr_1h": 1.0 / 21.0}
     assert (ooo1["click"], ooo1b["click"], ooo2["click"]) == (1, 0, 0)
@@ -755,8 +764,7 @@ def test_out_of_order_late_events_and_an_idle_partition(run):
     # is in the user's online features and counts for the user's next impression.
     late = [v for u, v in run.user_records if u == "u-late" and v["ts"] == E1 - 40 * MINUTE]
     assert len(late) == 1 and late[0]["u_click_1h"] == 1.0 and late[0]["u_click_24h"] == 1.0
-    assert user_features(run.example("e-late-impr:1")) == {
-        "u_click_5m": 0.0, "u_click_1h": 1.0, "u_click_24h": 1.0, "u_cart_1h": 0.0, "u_purchase_24h": 0.0}
+    assert user_features(run.example("e-late-impr:1")) == clicks_only(0.0, 1.0, 1.0)
 
     # Partition 1 got its last event at E1+1min+2s; then only partition 0 had events. The
     # impressions after that point (on both partitions) were emitted, negatives included, so the

@@ -29,7 +29,8 @@ from udfs.features import CTR_PRIOR, CTR_PRIOR_STRENGTH, smoothed_ctr
 CONTRACT_FIELDS = {
     "example_id": str, "model": str, "ts": int, "user_id": str, "item_id": str, "query": str,
     "category": str, "brand": str, "device": str, "platform": str, "position": int, "price": float,
-    "hour": int, "u_click_5m": float, "u_click_1h": float, "u_click_24h": float, "u_cart_1h": float,
+    "hour": int, "u_click_5m": float, "u_click_1h": float, "u_click_24h": float, "u_cart_5m": float,
+    "u_cart_1h": float, "u_cart_24h": float, "u_purchase_5m": float, "u_purchase_1h": float,
     "u_purchase_24h": float, "i_impr_1h": float, "i_click_1h": float, "i_ctr_1h": float,
     "qi_ctr_24h": float, "click": int, "purchase": int,
 }
@@ -431,7 +432,11 @@ def test_window_features_count_only_events_strictly_before_the_impression():
             "u_click_5m": count(example, 5 * MINUTE_MS, "click", "user"),
             "u_click_1h": count(example, HOUR_MS, "click", "user"),
             "u_click_24h": count(example, DAY_MS, "click", "user"),
+            "u_cart_5m": count(example, 5 * MINUTE_MS, "add_to_cart", "user"),
             "u_cart_1h": count(example, HOUR_MS, "add_to_cart", "user"),
+            "u_cart_24h": count(example, DAY_MS, "add_to_cart", "user"),
+            "u_purchase_5m": count(example, 5 * MINUTE_MS, "purchase", "user"),
+            "u_purchase_1h": count(example, HOUR_MS, "purchase", "user"),
             "u_purchase_24h": count(example, DAY_MS, "purchase", "user"),
             "i_impr_1h": count(example, HOUR_MS, "impression", "item"),
             "i_click_1h": count(example, HOUR_MS, "click", "item"),
@@ -444,7 +449,8 @@ def test_window_features_count_only_events_strictly_before_the_impression():
             assert example[name] == pytest.approx(value), (name, example)
             nonzero[name] += value != (CTR_PRIOR if "ctr" in name else 0.0)
     # The check means something only if the windows were actually populated.
-    assert all(nonzero[name] > 5 for name in ("u_click_1h", "u_click_24h", "u_cart_1h", "u_purchase_24h",
+    assert all(nonzero[name] > 5 for name in ("u_click_1h", "u_click_24h", "u_cart_1h", "u_cart_24h",
+                                              "u_purchase_1h", "u_purchase_24h",
                                               "i_impr_1h", "i_click_1h", "i_ctr_1h", "qi_ctr_24h"))
 
 

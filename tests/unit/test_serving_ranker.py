@@ -16,7 +16,8 @@ def served():
     registry.advance()
     features = OnlineFeatures(max_users=100, max_items=100)
     features.apply_user("u3", {"user_id": "u3", "ts": NOW_MS - 60_000, "u_click_5m": 2.0,
-                               "u_click_1h": 3.0, "u_click_24h": 7.0, "u_cart_1h": 1.0,
+                               "u_click_1h": 3.0, "u_click_24h": 7.0, "u_cart_5m": 0.0, "u_cart_1h": 1.0,
+                               "u_cart_24h": 2.0, "u_purchase_5m": 0.0, "u_purchase_1h": 0.0,
                                "u_purchase_24h": 1.0})
     features.apply_item("i5", {"item_id": "i5", "ts": NOW_MS - 1_000, "i_impr_1h": 40.0,
                                "i_click_1h": 4.0, "i_ctr_1h": 5.0 / 60.0})
@@ -73,8 +74,9 @@ def test_examples_have_the_training_example_shape(served):
         "query": "red shoe", "category": "c5", "brand": "b5", "device": "mobile", "platform": "",
         "position": 1, "price": 12.5, "hour": 13,
         # u_click_5m: 1 min old, still inside its window
-        "u_click_5m": 2.0, "u_click_1h": 3.0, "u_click_24h": 7.0, "u_cart_1h": 1.0,
-        "u_purchase_24h": 1.0, "i_impr_1h": 40.0, "i_click_1h": 4.0, "i_ctr_1h": 5.0 / 60.0,
+        "u_click_5m": 2.0, "u_click_1h": 3.0, "u_click_24h": 7.0, "u_cart_5m": 0.0, "u_cart_1h": 1.0,
+        "u_cart_24h": 2.0, "u_purchase_5m": 0.0, "u_purchase_1h": 0.0, "u_purchase_24h": 1.0,
+        "i_impr_1h": 40.0, "i_click_1h": 4.0, "i_ctr_1h": 5.0 / 60.0,
         "qi_ctr_24h": 3.0 / 30.0,  # the pair's record, 3 h old: inside its 24 h window
     }
     assert imputed["position"] == 2 and imputed["price"] == pytest.approx(PRICE_STATS.typical_price("c1"))
