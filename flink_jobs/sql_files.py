@@ -46,6 +46,7 @@ def sql_values(cfg: FreshrankConfig) -> dict[str, str]:
         "ctr_prior_impressions": repr(CTR_PRIOR_STRENGTH),
         "click_window": interval(job.click_window_ms),
         "click_window_ms": str(int(job.click_window_ms)),
+        "w24h_ms": str(FEATURE_WINDOWS_MS["w24h"]),
         "purchase_window_ms": str(int(job.purchase_window_ms)),
         "purchase_window": interval(job.purchase_window_ms),
         "batch_interval": interval(job.batch_interval_ms),

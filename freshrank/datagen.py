@@ -878,6 +878,8 @@ class _WindowFeatures:
         self.user_counters = (self.user_click_5m, self.user_click_1h, self.user_click_24h,
                               self.user_cart_5m, self.user_cart_1h, self.user_cart_24h,
                               self.user_purchase_5m, self.user_purchase_1h, self.user_purchase_24h)
+        # The user's latest click, cart or purchase: (ts, item), for the recent category.
+        self.user_last_item: dict[int, tuple[int, int]] = {}
         self._all = (*self.user_counters, self.item_impressions_1h, self.item_clicks_1h,
                      self.query_item_impressions_24h, self.query_item_clicks_24h)
 
@@ -890,6 +892,7 @@ class _WindowFeatures:
                 self.query_item_impressions_24h.add(ts, (query, item))
         elif kind == _CLICK:
             user, item = page.user, page.items[slot]
+            self.user_last_item[user] = (ts, item)
             self.user_click_5m.add(ts, user)
             self.user_click_1h.add(ts, user)
             self.user_click_24h.add(ts, user)
@@ -899,9 +902,11 @@ class _WindowFeatures:
         elif kind == _CART:
             for counter in (self.user_cart_5m, self.user_cart_1h, self.user_cart_24h):
                 counter.add(ts, page.user)
+            self.user_last_item[page.user] = (ts, page.items[slot])
         elif kind == _PURCHASE:
             for counter in (self.user_purchase_5m, self.user_purchase_1h, self.user_purchase_24h):
                 counter.add(ts, page.user)
+            self.user_last_item[page.user] = (ts, page.items[slot])
 
     def expire(self, now: int) -> None:
         for counter in self._all:
@@ -1148,6 +1153,9 @@ class EventGenerator:
                 hour = (ts // HOUR_MS) % 24
                 user_features = {name: float(counts.get(user, 0))
                                  for name, counts in zip(USER_COUNT_FIELDS, user_counts)}
+                last = windows.user_last_item.get(user)
+                recent = last is not None and ts - last[0] <= DAY_MS
+                user_features["u_last_category"] = category_names[item_category[last[1]]] if recent else ""
                 clicked, purchased = page.clicked, page.purchased
                 for slot, item in enumerate(page.items):
                     impressions = i_impr.get(item, 0)

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 SPARSE_FIELDS: tuple[str, ...] = (
     "user_id", "item_id", "category", "brand", "device", "platform", "position", "hour",
+    "u_last_category",
 )
 QUERY_FIELD = "query"
 DENSE_FIELDS: tuple[str, ...] = (

@@ -55,7 +55,8 @@ def make_examples(n: int, seed: int = 0, n_users: int = 100_000, n_items: int = 
             "position": pos, "price": pr, "hour": hr,
             "u_click_5m": uc[0], "u_click_1h": uc[1], "u_click_24h": uc[2], "u_cart_1h": uc[3],
             "u_purchase_24h": uc[4], "u_cart_5m": um[0], "u_cart_24h": um[1], "u_purchase_5m": um[2],
-            "u_purchase_1h": um[3], "i_impr_1h": imp, "i_click_1h": ck, "i_ctr_1h": ctr,
+            "u_purchase_1h": um[3], "u_last_category": f"c{(it + u) % 50}" if um[0] else "",
+            "i_impr_1h": imp, "i_click_1h": ck, "i_ctr_1h": ctr,
             "qi_ctr_24h": qi, "click": int(c), "purchase": int(p),
         })
     return examples

@@ -170,8 +170,13 @@ class EmbeddingTable:
         rows = self.lookup(keys, len(keys))
         self.pinned[rows] = True  # before admitting: making room must not evict these
         missing = np.flatnonzero(rows == DEFAULT_ROW)
+        missing_keys = list(map(keys.__getitem__, missing.tolist()))
+        if "" in missing_keys:
+            # A missing value ('') is not an id: it stays on the shared default row, never gets
+            # a row of its own (whose delta key `<model>/<table>/` would have no row key).
+            kept = [i for i, key in enumerate(missing_keys) if key]
+            missing, missing_keys = missing[kept], [missing_keys[i] for i in kept]
         if len(missing):
-            missing_keys = list(map(keys.__getitem__, missing.tolist()))
             if counts is None:
                 # Counter tallies repeated keys in C, in first-seen order.
                 tally = Counter(missing_keys)

@@ -39,13 +39,16 @@ ITEM_COUNT_WINDOWS_MS: dict[str, int] = {"i_impr_1h": HOUR_MS, "i_click_1h": HOU
 ITEM_CTR_FIELD = "i_ctr_1h"
 # An item with no impression in the last hour reads as the prior's CTR, as in the job's SQL.
 USER_FIELDS = tuple(USER_WINDOWS_MS)
+# The user's recent category ('' if none) and when it happened: it stays for 24 h after that.
+USER_CATEGORY_FIELD, USER_CATEGORY_TS_FIELD = "u_last_category", "u_last_category_ts"
+USER_CATEGORY_WINDOW_MS = DAY_MS
 ITEM_FIELDS = tuple(ITEM_COUNT_WINDOWS_MS) + (ITEM_CTR_FIELD,)
 # (query, item): the record also carries its counts; the model reads the smoothed CTR only.
 QUERY_ITEM_WINDOW_MS = DAY_MS
 QUERY_ITEM_COUNT_FIELDS = ("qi_impr_24h", "qi_click_24h")
 QUERY_ITEM_CTR_FIELD = "qi_ctr_24h"
 QUERY_ITEM_RECORD_FIELDS = QUERY_ITEM_COUNT_FIELDS + (QUERY_ITEM_CTR_FIELD,)
-ONLINE_FIELDS = frozenset(USER_FIELDS + ITEM_FIELDS + (QUERY_ITEM_CTR_FIELD,))
+ONLINE_FIELDS = frozenset(USER_FIELDS + ITEM_FIELDS + (USER_CATEGORY_FIELD, QUERY_ITEM_CTR_FIELD))
 # The compacted topic's key: the cleaned query, a tab, the item id (flink_jobs/sql/08_online_features.sql).
 # A cleaned query never holds a tab (udfs.text collapses every whitespace run to one space).
 QUERY_ITEM_SEPARATOR = "\t"
@@ -124,7 +127,7 @@ class OnlineFeatures:
     # ------------------------------------------------------------------ consuming
     def apply_user(self, user_id: str, value: Mapping[str, Any] | None) -> None:
         """One record of the user features topic (None: a tombstone)."""
-        self._apply(self.users, user_id, value, USER_FIELDS)
+        self._apply(self.users, user_id, value, USER_FIELDS, with_category=True)
 
     def apply_item(self, item_id: str, value: Mapping[str, Any] | None) -> None:
         """One record of the item features topic (None: a tombstone)."""
@@ -135,23 +138,31 @@ class OnlineFeatures:
         self._apply(self.query_items, key, value, QUERY_ITEM_RECORD_FIELDS)
 
     def _apply(self, store: LatestPerKey, key: str, value: Mapping[str, Any] | None,
-               fields: tuple[str, ...]) -> None:
+               fields: tuple[str, ...], with_category: bool = False) -> None:
         if value is None:
             store.remove(key)
             return
         record = _parse(value, fields)
+        if record is not None and with_category:
+            record = _with_category(record, value)
         if record is None:
             self.malformed += 1
             return
         store.put(key, record)
 
     # ------------------------------------------------------------------ reading
-    def user_features(self, user_id: str, now_ms: int) -> dict[str, float]:
+    def user_features(self, user_id: str, now_ms: int) -> dict[str, Any]:
+        """The user's window counts and recent category (a string) at now_ms."""
         record = self.users.get(user_id)
         if record is None:
-            return dict.fromkeys(USER_FIELDS, 0.0)
+            return {**dict.fromkeys(USER_FIELDS, 0.0), USER_CATEGORY_FIELD: ""}
         age = now_ms - record["ts"]
-        return {f: (0.0 if window_ended(age, window) else record[f]) for f, window in USER_WINDOWS_MS.items()}
+        features: dict[str, Any] = {f: (0.0 if window_ended(age, window) else record[f])
+                                    for f, window in USER_WINDOWS_MS.items()}
+        category_ts = record[USER_CATEGORY_TS_FIELD]
+        recent = category_ts is not None and not window_ended(now_ms - category_ts, USER_CATEGORY_WINDOW_MS)
+        features[USER_CATEGORY_FIELD] = record[USER_CATEGORY_FIELD] if recent else ""
+        return features
 
     def item_features(self, item_id: str, now_ms: int) -> dict[str, float]:
         record = self.items.get(item_id)
@@ -170,6 +181,17 @@ class OnlineFeatures:
     def counts(self) -> FeatureCounts:
         return FeatureCounts(len(self.users), len(self.items), self.users.evicted, self.items.evicted,
                              len(self.query_items), self.query_items.evicted)
+
+
+def _with_category(record: dict[str, Any], value: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The parsed user record plus its recent category and that category's time (None: malformed)."""
+    category = value.get(USER_CATEGORY_FIELD) or ""
+    category_ts = value.get(USER_CATEGORY_TS_FIELD)
+    if type(category_ts) is float and math.isfinite(category_ts) and category_ts.is_integer():
+        category_ts = int(category_ts)
+    if type(category) is not str or (category_ts is not None and type(category_ts) is not int):
+        return None
+    return {**record, USER_CATEGORY_FIELD: category, USER_CATEGORY_TS_FIELD: category_ts if category else None}
 
 
 def _parse(value: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, float] | None:

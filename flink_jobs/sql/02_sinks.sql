@@ -45,7 +45,8 @@ CREATE TABLE user_features_sink (
   ts BIGINT,
   u_click_5m DOUBLE, u_click_1h DOUBLE, u_click_24h DOUBLE,
   u_cart_5m DOUBLE, u_cart_1h DOUBLE, u_cart_24h DOUBLE,
-  u_purchase_5m DOUBLE, u_purchase_1h DOUBLE, u_purchase_24h DOUBLE
+  u_purchase_5m DOUBLE, u_purchase_1h DOUBLE, u_purchase_24h DOUBLE,
+  u_last_category STRING, u_last_category_ts BIGINT
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{topic_features_user}',

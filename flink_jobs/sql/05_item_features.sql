@@ -6,7 +6,7 @@ SELECT u.event_id, u.rowtime, u.ts, u.user_id, u.request_id,
   it.item_id, u.item_positions[it.k] AS `position`, u.item_prices[it.k] AS price,
   COALESCE(u.item_categories[it.k], '') AS category, COALESCE(u.item_brands[it.k], '') AS brand,
   u.u_click_5m, u.u_click_1h, u.u_click_24h, u.u_cart_5m, u.u_cart_1h, u.u_cart_24h,
-  u.u_purchase_5m, u.u_purchase_1h, u.u_purchase_24h,
+  u.u_purchase_5m, u.u_purchase_1h, u.u_purchase_24h, u.u_last_category,
   CAST(1 AS DOUBLE) AS is_impr, CAST(0 AS DOUBLE) AS is_item_click
 FROM user_features u
 CROSS JOIN UNNEST(u.item_ids) WITH ORDINALITY AS it(item_id, k)
@@ -21,7 +21,7 @@ SELECT * FROM impression_items
 UNION ALL
 SELECT event_id, rowtime, ts, user_id, request_id, query, '', '', item_id, 0, price, '', '',
   CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE),
-  CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE),
+  CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), '',
   CAST(0 AS DOUBLE), CAST(1 AS DOUBLE)
 FROM attributed_labels WHERE type = 'click';
 

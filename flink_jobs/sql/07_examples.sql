@@ -11,6 +11,7 @@ SELECT '{model_name}' AS model,
     'u_click_5m' VALUE u_click_5m, 'u_click_1h' VALUE u_click_1h, 'u_click_24h' VALUE u_click_24h,
     'u_cart_5m' VALUE u_cart_5m, 'u_cart_1h' VALUE u_cart_1h, 'u_cart_24h' VALUE u_cart_24h,
     'u_purchase_5m' VALUE u_purchase_5m, 'u_purchase_1h' VALUE u_purchase_1h, 'u_purchase_24h' VALUE u_purchase_24h,
+    'u_last_category' VALUE u_last_category,
     'i_impr_1h' VALUE i_impr_1h, 'i_click_1h' VALUE i_click_1h, 'i_ctr_1h' VALUE i_ctr_1h,
     'qi_ctr_24h' VALUE qi_ctr_24h,
     'click' VALUE click, 'purchase' VALUE purchase

@@ -5,7 +5,8 @@ INSERT INTO user_features_sink
 SELECT user_id, ts,
   u_click_5m + is_click, u_click_1h + is_click, u_click_24h + is_click,
   u_cart_5m + is_cart, u_cart_1h + is_cart, u_cart_24h + is_cart,
-  u_purchase_5m + is_purchase, u_purchase_1h + is_purchase, u_purchase_24h + is_purchase
+  u_purchase_5m + is_purchase, u_purchase_1h + is_purchase, u_purchase_24h + is_purchase,
+  u_last_category, u_last_category_ts
 FROM user_features;
 
 INSERT INTO item_features_sink

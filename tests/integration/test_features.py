@@ -113,14 +113,14 @@ class Stream:
         return self.add(p, "click", ts, user, item_id=item,
                         **({"request_id": request} if request else {}), **kw)
 
-    def cart(self, p, ts, user, item="x-cart"):
-        return self.add(p, "add_to_cart", ts, user, item_id=item)
+    def cart(self, p, ts, user, item="x-cart", **kw):
+        return self.add(p, "add_to_cart", ts, user, item_id=item, **kw)
 
-    def purchase(self, p, ts, user, item="x-bought", request=None):
+    def purchase(self, p, ts, user, item="x-bought", request=None, **kw):
         # Without request_id (and an item the user was never shown) a purchase counts in the
         # user's features but makes no correction copy.
         return self.add(p, "purchase", ts, user, item_id=item, price=10.0,
-                        **({"request_id": request} if request else {}))
+                        **({"request_id": request} if request else {}), **kw)
 
     def impression(self, p, ts, user, event_id, request, items, query="running shoes"):
         return self.add(p, "impression", ts, user, event_id=event_id, request_id=request,
@@ -145,9 +145,9 @@ def step1() -> Stream:
                              2 * MINUTE, 1)):
         s.click(0, t - ago, "u-leak", f"x-{n}")
     s.cart(0, t - 2 * HOUR, "u-leak")
-    s.cart(0, t - 20 * MINUTE, "u-leak")
-    s.purchase(0, t - 26 * HOUR, "u-leak")
-    s.purchase(0, t - 3 * HOUR, "u-leak")
+    s.cart(0, t - 20 * MINUTE, "u-leak", category="boots")  # u-leak's recent category at t
+    s.purchase(0, t - 26 * HOUR, "u-leak", category="coats")
+    s.purchase(0, t - 3 * HOUR, "u-leak", category="hats")
     # Item i-leak before t, from other users.
     s.impression(0, t - 70 * MINUTE, "u-a", "e-a1", "r-a1", ["i-leak", "x-other"])
     s.click(0, t - 69 * MINUTE, "u-a", "i-leak", "r-a1")
@@ -174,8 +174,8 @@ def step1() -> Stream:
     s.click(0, t + 1, "u-leak", "i-leak", "r-leak")  # also the click label of e-leak:1
     s.impression(0, t + 1, "u-c", "e-c1", "r-c1", ["i-leak", "i-unclicked"])
     s.click(0, t + 2, "u-c", "i-leak", "r-c1")
-    s.cart(0, t + 5 * SECOND, "u-leak")
-    s.purchase(0, t + 10 * SECOND, "u-leak")
+    s.cart(0, t + 5 * SECOND, "u-leak", category="socks")
+    s.purchase(0, t + 10 * SECOND, "u-leak", category="socks")
     s.click(0, t + MINUTE, "u-leak", "x-later")
     s.impression(0, t + MINUTE, "u-c", "e-c2", "r-c2", ["i-leak", "i-unclicked"])
     s.click(0, t + MINUTE + 1, "u-c", "i-unclicked", "r-c2")
@@ -614,8 +614,9 @@ def online_features_at(serving: OnlineFeatures, example: dict, t: int) -> dict[s
             **serving.query_item_features(example["query"], example["item_id"], t)}
 
 
-def training_features(example: dict) -> dict[str, float]:
-    return {**user_features(example), **item_features(example), "qi_ctr_24h": example["qi_ctr_24h"]}
+def training_features(example: dict) -> dict[str, float | str]:
+    return {**user_features(example), "u_last_category": example["u_last_category"],
+            **item_features(example), "qi_ctr_24h": example["qi_ctr_24h"]}
 
 
 # ------------------------------------------------------------------------------ the tests
@@ -628,6 +629,8 @@ def test_features_see_only_earlier_events(run):
     t+1ms, t+1min, t+30min, a cart at t+5s, a purchase at t+10s, impressions of both items at
     t+1ms and t+1min and clicks on them at t+2ms and t+1min+1ms: any of them leaking raises a
     count. No event lies exactly one window length (or one window length + 1 ms) before t.
+    Categories: the cart at t-20min is in "boots", the purchases in "coats" and "hats", the cart
+    and purchase after t in "socks"; the clicks have none.
 
     ("running shoes", i-leak) was also impressed at t-5h (clicked 3 s later without request_id:
     attributed to it) and t-25h; i-leak was shown for "trail shoes" at t-4h (clicked through its
@@ -645,6 +648,9 @@ def test_features_see_only_earlier_events(run):
         "u_purchase_1h": 0.0,
         "u_purchase_24h": 1.0,  # t-3h
     }
+    # The latest cart or purchase with a category before t (clicks without one are skipped);
+    # not the carts and purchases in "socks" after t.
+    assert leak["u_last_category"] == "boots"
     assert item_features(leak) == {
         "i_impr_1h": 3.0,        # t-50min, t-20min, t-1s
         "i_click_1h": 2.0,       # t-45min, t-1ms

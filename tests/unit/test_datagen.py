@@ -31,7 +31,7 @@ CONTRACT_FIELDS = {
     "category": str, "brand": str, "device": str, "platform": str, "position": int, "price": float,
     "hour": int, "u_click_5m": float, "u_click_1h": float, "u_click_24h": float, "u_cart_5m": float,
     "u_cart_1h": float, "u_cart_24h": float, "u_purchase_5m": float, "u_purchase_1h": float,
-    "u_purchase_24h": float, "i_impr_1h": float, "i_click_1h": float, "i_ctr_1h": float,
+    "u_purchase_24h": float, "u_last_category": str, "i_impr_1h": float, "i_click_1h": float, "i_ctr_1h": float,
     "qi_ctr_24h": float, "click": int, "purchase": int,
 }
 LABEL_TYPES = ("click", "add_to_cart", "purchase")
@@ -426,6 +426,15 @@ def test_window_features_count_only_events_strictly_before_the_impression():
             mask &= query == query_codes.get(example["query"], -1)
         return float(mask.sum())
 
+    def last_category(example):
+        """Category of the user's latest click, cart or purchase in [ts - 24 h, ts), '' if none."""
+        mask = ((ts >= example["ts"] - DAY_MS) & (ts < example["ts"]) & (kind >= kind_code["click"])
+                & (user == int(example["user_id"][1:])))
+        if not mask.any():
+            return ""
+        latest = item[mask][-1]  # rows are in time order
+        return world.category_names[world.item_category[latest]]
+
     nonzero = Counter()
     for example in examples[::40]:
         expected = {
@@ -445,11 +454,13 @@ def test_window_features_count_only_events_strictly_before_the_impression():
         expected["qi_ctr_24h"] = smoothed_ctr(
             count(example, DAY_MS, "click", "item", "query"),
             count(example, DAY_MS, "impression", "item", "query"))
+        assert example["u_last_category"] == last_category(example), example
+        nonzero["u_last_category"] += example["u_last_category"] != ""
         for name, value in expected.items():
             assert example[name] == pytest.approx(value), (name, example)
             nonzero[name] += value != (CTR_PRIOR if "ctr" in name else 0.0)
     # The check means something only if the windows were actually populated.
-    assert all(nonzero[name] > 5 for name in ("u_click_1h", "u_click_24h", "u_cart_1h", "u_cart_24h",
+    assert all(nonzero[name] > 5 for name in ("u_click_1h", "u_click_24h", "u_cart_1h", "u_cart_24h", "u_last_category",
                                               "u_purchase_1h", "u_purchase_24h",
                                               "i_impr_1h", "i_click_1h", "i_ctr_1h", "qi_ctr_24h"))
 

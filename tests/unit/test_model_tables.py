@@ -35,6 +35,18 @@ def test_admission_after_k_sightings_shares_default_until_then():
     assert table.admitted == 2 and table.pending_count("b") == 2
 
 
+def test_a_missing_value_stays_on_the_default_row():
+    """'' (a missing category, device, recent category...) is never admitted: a row of its own
+    would be published under a delta key without a row key, which serving rejects."""
+    table = make_table(admit_after=1)
+    rows = rows_of(table, ["", "a", "", "b", ""])
+    assert list(rows[[0, 2, 4]]) == [DEFAULT_ROW] * 3 and rows[1] != DEFAULT_ROW and rows[3] != DEFAULT_ROW
+    unique, inverse = table.observe(["", "c"], 0, 2, counts=np.array([5, 1]))
+    table.unpin_all()
+    assert unique[inverse][0] == DEFAULT_ROW and unique[inverse][1] != DEFAULT_ROW
+    assert table.live_rows == 3 and "" not in table.index and "" not in table.pending
+
+
 def test_admitted_row_starts_as_the_default_row():
     table = make_table()
     row = rows_of(table, ["a"])[0]

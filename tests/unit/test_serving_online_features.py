@@ -17,11 +17,29 @@ USER_COUNTS = {"u_click_5m": 1.0, "u_click_1h": 2.0, "u_click_24h": 3.0, "u_cart
 def test_windows_that_ended_before_now_are_empty():
     features = OnlineFeatures()
     features.apply_user("u", user(T))
-    assert features.user_features("u", T + MINUTE_MS) == USER_COUNTS
+    assert features.user_features("u", T + MINUTE_MS) == {**USER_COUNTS, "u_last_category": ""}
     assert features.user_features("u", T + 5 * MINUTE_MS + 1) == {
-        **USER_COUNTS, "u_click_5m": 0.0, "u_cart_5m": 0.0, "u_purchase_5m": 0.0}
+        **USER_COUNTS, "u_click_5m": 0.0, "u_cart_5m": 0.0, "u_purchase_5m": 0.0, "u_last_category": ""}
     assert features.user_features("u", T + 2 * HOUR_MS)["u_click_24h"] == 3.0
-    assert set(features.user_features("u", T + 25 * HOUR_MS).values()) == {0.0}
+    assert features.user_features("u", T + 25 * HOUR_MS) == {**dict.fromkeys(USER_COUNTS, 0.0),
+                                                             "u_last_category": ""}
+
+
+def test_the_recent_category_lasts_a_day_from_its_own_event():
+    """The category's own time decides, not the record's: as in the job's SQL, a category seen at
+    c is the user's recent category up to and including c + 24 h."""
+    features = OnlineFeatures()
+    seen = T - 3 * HOUR_MS
+    features.apply_user("u", user(T, u_last_category="boots", u_last_category_ts=seen))
+    assert features.user_features("u", T + 1)["u_last_category"] == "boots"
+    assert features.user_features("u", seen + 24 * HOUR_MS)["u_last_category"] == "boots"
+    assert features.user_features("u", seen + 24 * HOUR_MS + 1)["u_last_category"] == ""
+    assert features.user_features("u", seen + 24 * HOUR_MS + 1)["u_click_24h"] == 3.0  # the record's own 24 h
+    features.apply_user("v", user(T, u_last_category=None, u_last_category_ts=None))
+    assert features.user_features("v", T + 1)["u_last_category"] == ""
+    features.apply_user("w", user(T, u_last_category=7, u_last_category_ts=seen))
+    features.apply_user("x", user(T, u_last_category="boots", u_last_category_ts="yesterday"))
+    assert features.malformed == 2 and features.counts().users == 2
 
 
 @pytest.mark.parametrize("field, window", [
@@ -56,7 +74,7 @@ def test_window_ended_only_beyond_the_window(age, window, ended):
 
 
 def test_a_user_without_record_has_zero_counts():
-    assert set(OnlineFeatures().user_features("nobody", T).values()) == {0.0}
+    assert OnlineFeatures().user_features("nobody", T) == {**dict.fromkeys(USER_COUNTS, 0.0), "u_last_category": ""}
 
 
 def test_an_older_record_never_replaces_a_newer_one_and_tombstones_remove():

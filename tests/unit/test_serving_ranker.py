@@ -18,7 +18,8 @@ def served():
     features.apply_user("u3", {"user_id": "u3", "ts": NOW_MS - 60_000, "u_click_5m": 2.0,
                                "u_click_1h": 3.0, "u_click_24h": 7.0, "u_cart_5m": 0.0, "u_cart_1h": 1.0,
                                "u_cart_24h": 2.0, "u_purchase_5m": 0.0, "u_purchase_1h": 0.0,
-                               "u_purchase_24h": 1.0})
+                               "u_purchase_24h": 1.0, "u_last_category": "c7",
+                               "u_last_category_ts": NOW_MS - 2 * HOUR_MS})
     features.apply_item("i5", {"item_id": "i5", "ts": NOW_MS - 1_000, "i_impr_1h": 40.0,
                                "i_click_1h": 4.0, "i_ctr_1h": 5.0 / 60.0})
     features.apply_item("i9", {"item_id": "i9", "ts": NOW_MS - 2 * HOUR_MS, "i_impr_1h": 9.0,
@@ -76,6 +77,7 @@ def test_examples_have_the_training_example_shape(served):
         # u_click_5m: 1 min old, still inside its window
         "u_click_5m": 2.0, "u_click_1h": 3.0, "u_click_24h": 7.0, "u_cart_5m": 0.0, "u_cart_1h": 1.0,
         "u_cart_24h": 2.0, "u_purchase_5m": 0.0, "u_purchase_1h": 0.0, "u_purchase_24h": 1.0,
+        "u_last_category": "c7",  # from a click 2 h ago: inside its 24 h
         "i_impr_1h": 40.0, "i_click_1h": 4.0, "i_ctr_1h": 5.0 / 60.0,
         "qi_ctr_24h": 3.0 / 30.0,  # the pair's record, 3 h old: inside its 24 h window
     }

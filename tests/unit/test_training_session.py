@@ -67,7 +67,8 @@ def run(session, state, all_batches, start_ms=0, step_ms=600):
 def test_versions_are_gated_published_and_match_their_files(tmp_path):
     session, state = TrainingSession(make_cfg(tmp_path)), FlinkStateDouble()
     session.load(None)
-    publications = run(session, state, batches(30))
+    all_batches = batches(30)
+    publications = run(session, state, all_batches)
     accepted = [p for p in publications if p.accepted]
     assert accepted, [p.reason for p in publications]
     versions = [json.loads(p.version_record)["version"] for p in accepted]
@@ -79,7 +80,14 @@ def test_versions_are_gated_published_and_match_their_files(tmp_path):
     # The first version carries every row (including defaults); later ones only what changed.
     assert any(json.loads(d)["key"] == "__default__" for d in accepted[0].deltas)
     if len(accepted) > 1:
-        assert len(accepted[1].deltas) < len(accepted[0].deltas)
+        # Later ones carry only what changed: every user row of version 2 belongs to a user whose
+        # examples were trained after version 1 was cut (run() publishes before batch i trains,
+        # every publish_interval_ms = 5 batches here).
+        first_cut_ms = json.loads(accepted[0].version_record)["created_ms"]
+        cut = [i for i in range(len(all_batches)) if i * 600 >= first_cut_ms]
+        second_users = {json.loads(d)["key"] for d in accepted[1].deltas if json.loads(d)["table"] == "user_id"}
+        trained_since = {e["user_id"] for i in cut for e in all_batches[i]}
+        assert second_users and second_users - {"__default__"} <= trained_since
         assert "live_auc" in json.loads(accepted[1].version_record)["metrics"]
 
 
