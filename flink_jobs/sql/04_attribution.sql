@@ -47,7 +47,7 @@ WINDOW w AS (PARTITION BY attribution_key, item_id ORDER BY rowtime
 -- Every click and purchase with an item, once: `request_id` is its own, or else the one it is
 -- attributed to (null: no impression in the window); `query` is that of the impression it is
 -- attributed to within the window (null: none), which the (query, item) window counts it for.
-CREATE TEMPORARY VIEW attributed_labels_computed AS
+CREATE TEMPORARY VIEW attributed_labels_resolved AS
 SELECT type, event_id, user_id, ts, price, item_id, rowtime,
   COALESCE(own_request_id, CASE WHEN in_window THEN impression_request_id END) AS request_id,
   CASE WHEN in_window THEN impression_query END AS query
@@ -58,3 +58,13 @@ FROM (
       <= CASE WHEN label_type = 'click' THEN {click_window_ms} ELSE {purchase_window_ms} END AS in_window
   FROM attribution_window
   WHERE label_type IS NOT NULL);
+
+-- `nth` numbers the clicks (and the purchases) of one (request, item) in event-time order, so the
+-- label join takes the first only: a double click, or one click with and one without request_id,
+-- labels its impression once. Every click still counts for the item and (query, item) counters.
+-- An unbounded ROWS window: append-only, one counter per key (the state TTL drops it).
+CREATE TEMPORARY VIEW attributed_labels_computed AS
+SELECT *,
+  COUNT(*) OVER (PARTITION BY type, request_id, item_id ORDER BY rowtime
+    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS nth
+FROM attributed_labels_resolved;

@@ -8,13 +8,14 @@
 CREATE TEMPORARY VIEW impression_features AS
 SELECT * FROM item_features WHERE is_impr = 1;
 
+-- The first click and the first purchase of each (request, item) (04_attribution.sql).
 CREATE TEMPORARY VIEW clicks AS
 SELECT request_id, item_id, rowtime FROM attributed_labels
-WHERE type = 'click' AND request_id IS NOT NULL;
+WHERE type = 'click' AND request_id IS NOT NULL AND nth = 1;
 
 CREATE TEMPORARY VIEW purchases AS
 SELECT request_id, item_id, rowtime FROM attributed_labels
-WHERE type = 'purchase' AND request_id IS NOT NULL;
+WHERE type = 'purchase' AND request_id IS NOT NULL AND nth = 1;
 
 CREATE TEMPORARY VIEW click_examples AS
 SELECT f.*, CASE WHEN c.request_id IS NULL THEN 0 ELSE 1 END AS click, 0 AS purchase, 'impression' AS kind

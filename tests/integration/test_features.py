@@ -214,6 +214,7 @@ def step1() -> Stream:
     s.impression(0, a, "u-both", "e-both1", "r-both1", ["i-both"])
     s.impression(0, a + 2 * SECOND, "u-both", "e-both2", "r-both2", ["i-both"])
     s.click(0, a + 3 * SECOND, "u-both", "i-both", "r-both1")
+    s.click(0, a + 4 * SECOND, "u-both", "i-both", "r-both1")  # a double click: still one positive
     s.purchase(0, a + 20 * SECOND, "u-both", "i-both", request="r-both1")
 
     # --- Out of order within the watermark delay (5 s), produced in this order. --------------
@@ -798,6 +799,7 @@ def test_labels_without_request_id_go_to_the_users_latest_impression_of_the_item
     assert labels("e-anon3:1") == (0, 0, "impression")
     # With a request_id: e-both1 (its request) gets the click and the purchase, e-both2 nothing.
     assert labels("e-both1:1") == (1, 0, "impression")
+    assert len(run.examples["e-both1:1"]) == 1  # its double click (+4 s) made no second positive
     assert labels("e-both1:1:purchase_correction") == (1, 1, "purchase_correction")
     assert labels("e-both2:1") == (0, 0, "impression")
     corrections = {k for k in run.examples if k.endswith(":purchase_correction")}

@@ -74,8 +74,9 @@ def produce_with_truth(bootstrap: str, topic: str, n: int, seed: int) -> tuple[C
 def expected_examples(events: list[dict]) -> tuple[Counter, int]:
     """(example_id, click, purchase) -> copies, by the attribution rule of docs/contracts.md: a
     label with request_id goes to its request's impression of the item, one without to the
-    user's latest impression of the item, each within its window (events come in time order);
-    and how many labels without request_id were attributed."""
+    user's latest impression of the item, each within its window (events come in time order),
+    and an impression takes one click and one purchase however many are attributed to it; and
+    how many labels without request_id were attributed."""
     by_request: dict[tuple[str, str], tuple[int, str]] = {}
     latest: dict[tuple[str, str], tuple[int, str]] = {}
     clicks: Counter = Counter()
@@ -100,9 +101,9 @@ def expected_examples(events: list[dict]) -> tuple[Counter, int]:
                 by_fallback += "request_id" not in e
     expected: Counter = Counter()
     for example_id in shown:
-        expected[(example_id, 1 if clicks[example_id] else 0, 0)] += max(1, clicks[example_id])
+        expected[(example_id, 1 if clicks[example_id] else 0, 0)] += 1
         if purchases[example_id]:
-            expected[(f"{example_id}:purchase_correction", 1, 1)] += purchases[example_id]
+            expected[(f"{example_id}:purchase_correction", 1, 1)] += 1
     return expected, by_fallback
 
 
@@ -159,8 +160,8 @@ def test_records_accounted_for_and_version_published(stack, flink, monkeypatch):
     assert unique == truth["valid"]
     assert metrics["events_in"] - 1 == unique + metrics["events_duplicate"] + metrics["events_dead_lettered"]
 
-    # Examples: every impressed item once (twice or more only if several clicks are attributed to
-    # it), with the labels of the attribution rule, clicks without request_id included.
+    # Examples: every impressed item exactly once, with the labels of the attribution rule
+    # (clicks without request_id included), and one purchase correction at most.
     total = sum(expected.values())
     wait_for(lambda: (c := count_records(bootstrap, topics.training_examples)) >= total and c,
              420, f"{total} training examples")
