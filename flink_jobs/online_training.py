@@ -156,16 +156,19 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     duplicates_sink and training_examples_sink. The feature half, on its own for bench.features."""
     # 1. Deduplicate by event_id: a processing-time OVER count numbers the copies of each id (JVM
     # state with TTL, append-only), copy 1 goes on, later copies are only counted.
-    # An event behind the clean topic's watermark (possible only right after the validation half
-    # restarted, its raw watermark not yet re-established) enters event time at that watermark,
-    # as the validator does with the raw one: windows downstream would drop it as late.
+    # An event at or behind the clean topic's watermark enters event time 1 ms after it, as the
+    # validator moves a late event up to the raw watermark: windows downstream would drop it as
+    # late. That happens to an event the validator moved (it lands on the watermark the clean
+    # topic's markers carry) and right after the validation half restarted. "At" counts: an
+    # unbounded OVER window (attribution, recent category, click numbering) drops a row whose
+    # time is not above its current watermark, which the row's own path has already passed on.
     numbered = t_env.sql_query(
         "SELECT event_id, type, ts, event_time, user_id, session_id, request_id, query, "
         "items.item_id AS item_ids, items.`position` AS item_positions, items.price AS item_prices, "
         "items.category AS item_categories, items.brand AS item_brands, item_id, "
         "price, quantity, category, brand, device, platform, "
-        "CASE WHEN clean_time < CURRENT_WATERMARK(clean_time) THEN CURRENT_WATERMARK(clean_time) "
-        "ELSE clean_time END AS feature_time, "
+        "CASE WHEN clean_time <= CURRENT_WATERMARK(clean_time) "
+        "THEN CURRENT_WATERMARK(clean_time) + INTERVAL '0.001' SECOND ELSE clean_time END AS feature_time, "
         "COUNT(*) OVER (PARTITION BY event_id ORDER BY pt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS copy "
         "FROM clean_events WHERE event_id IS NOT NULL")  # not the watermark markers
     # Event time keeps the clean source's per-partition, idle-aware watermark, so no event is
