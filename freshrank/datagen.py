@@ -39,9 +39,6 @@ SECOND_MS = 1_000
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
-# The user's window counts of docs/contracts.md, in the order of _WindowFeatures.user_counters.
-USER_COUNT_FIELDS = ("u_click_5m", "u_click_1h", "u_click_24h", "u_cart_5m", "u_cart_1h", "u_cart_24h",
-                     "u_purchase_5m", "u_purchase_1h", "u_purchase_24h")
 
 EVENT_TYPES: tuple[str, ...] = ("search", "impression", "click", "add_to_cart", "purchase")
 # Positions in EVENT_TYPES, used as compact kind codes inside the simulation.
@@ -862,25 +859,21 @@ class _WindowFeatures:
     """The dense window features of docs/contracts.md, fed with events in event-time order."""
 
     def __init__(self) -> None:
-        self.user_click_5m = _SlidingCounter(5 * MINUTE_MS)
-        self.user_click_1h = _SlidingCounter(HOUR_MS)
-        self.user_click_24h = _SlidingCounter(DAY_MS)
-        self.user_cart_5m = _SlidingCounter(5 * MINUTE_MS)
-        self.user_cart_1h = _SlidingCounter(HOUR_MS)
-        self.user_cart_24h = _SlidingCounter(DAY_MS)
-        self.user_purchase_5m = _SlidingCounter(5 * MINUTE_MS)
-        self.user_purchase_1h = _SlidingCounter(HOUR_MS)
-        self.user_purchase_24h = _SlidingCounter(DAY_MS)
+        # The user's counts of docs/contracts.md, u_<kind>_<window>, by the event kind they count.
+        windows = (("5m", 5 * MINUTE_MS), ("1h", HOUR_MS), ("24h", DAY_MS))
+        self.user_counts: dict[str, _SlidingCounter] = {}
+        self._user_counters_of: dict[int, list[_SlidingCounter]] = {}
+        for kind, name in ((_CLICK, "click"), (_CART, "cart"), (_PURCHASE, "purchase")):
+            counters = [_SlidingCounter(width) for _, width in windows]
+            self.user_counts.update(zip((f"u_{name}_{window}" for window, _ in windows), counters))
+            self._user_counters_of[kind] = counters
+        # The user's latest click, cart or purchase: (ts, item), for the recent category.
+        self.user_last_item: dict[int, tuple[int, int]] = {}
         self.item_impressions_1h = _SlidingCounter(HOUR_MS)
         self.item_clicks_1h = _SlidingCounter(HOUR_MS)
         self.query_item_impressions_24h = _SlidingCounter(DAY_MS)
         self.query_item_clicks_24h = _SlidingCounter(DAY_MS)
-        self.user_counters = (self.user_click_5m, self.user_click_1h, self.user_click_24h,
-                              self.user_cart_5m, self.user_cart_1h, self.user_cart_24h,
-                              self.user_purchase_5m, self.user_purchase_1h, self.user_purchase_24h)
-        # The user's latest click, cart or purchase: (ts, item), for the recent category.
-        self.user_last_item: dict[int, tuple[int, int]] = {}
-        self._all = (*self.user_counters, self.item_impressions_1h, self.item_clicks_1h,
+        self._all = (*self.user_counts.values(), self.item_impressions_1h, self.item_clicks_1h,
                      self.query_item_impressions_24h, self.query_item_clicks_24h)
 
     def apply(self, entry: tuple) -> None:
@@ -890,23 +883,18 @@ class _WindowFeatures:
             for item in page.items:
                 self.item_impressions_1h.add(ts, item)
                 self.query_item_impressions_24h.add(ts, (query, item))
-        elif kind == _CLICK:
-            user, item = page.user, page.items[slot]
-            self.user_last_item[user] = (ts, item)
-            self.user_click_5m.add(ts, user)
-            self.user_click_1h.add(ts, user)
-            self.user_click_24h.add(ts, user)
+            return
+        user_counters = self._user_counters_of.get(kind)
+        if user_counters is None:  # a search
+            return
+        user, item = page.user, page.items[slot]
+        for counter in user_counters:
+            counter.add(ts, user)
+        self.user_last_item[user] = (ts, item)
+        if kind == _CLICK:
             self.item_clicks_1h.add(ts, item)
             # A click counts for the query of the page it came from.
             self.query_item_clicks_24h.add(ts, (page.query, item))
-        elif kind == _CART:
-            for counter in (self.user_cart_5m, self.user_cart_1h, self.user_cart_24h):
-                counter.add(ts, page.user)
-            self.user_last_item[page.user] = (ts, page.items[slot])
-        elif kind == _PURCHASE:
-            for counter in (self.user_purchase_5m, self.user_purchase_1h, self.user_purchase_24h):
-                counter.add(ts, page.user)
-            self.user_last_item[page.user] = (ts, page.items[slot])
 
     def expire(self, now: int) -> None:
         for counter in self._all:
@@ -1124,7 +1112,7 @@ class EventGenerator:
             return
         world = _World(self.config, examples_per_day=self.config.examples_per_sim_day)
         windows = _WindowFeatures()
-        user_counts = [counter.counts for counter in windows.user_counters]
+        user_counts = {name: counter.counts for name, counter in windows.user_counts.items()}
         i_impr, i_click = windows.item_impressions_1h.counts, windows.item_clicks_1h.counts
         qi_impr, qi_click = windows.query_item_impressions_24h.counts, windows.query_item_clicks_24h.counts
         item_ids, user_ids = world.item_ids, world.user_ids
@@ -1151,8 +1139,7 @@ class EventGenerator:
                 user_id = user_ids[user]
                 device, platform = world.user_device[user], world.user_platform[user]
                 hour = (ts // HOUR_MS) % 24
-                user_features = {name: float(counts.get(user, 0))
-                                 for name, counts in zip(USER_COUNT_FIELDS, user_counts)}
+                user_features = {name: float(counts.get(user, 0)) for name, counts in user_counts.items()}
                 last = windows.user_last_item.get(user)
                 recent = last is not None and ts - last[0] <= DAY_MS
                 user_features["u_last_category"] = category_names[item_category[last[1]]] if recent else ""

@@ -21,7 +21,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from udfs.features import smoothed_ctr
 
@@ -127,24 +127,22 @@ class OnlineFeatures:
     # ------------------------------------------------------------------ consuming
     def apply_user(self, user_id: str, value: Mapping[str, Any] | None) -> None:
         """One record of the user features topic (None: a tombstone)."""
-        self._apply(self.users, user_id, value, USER_FIELDS, with_category=True)
+        self._apply(self.users, user_id, value, _parse_user)
 
     def apply_item(self, item_id: str, value: Mapping[str, Any] | None) -> None:
         """One record of the item features topic (None: a tombstone)."""
-        self._apply(self.items, item_id, value, ITEM_FIELDS)
+        self._apply(self.items, item_id, value, _parse_item)
 
     def apply_query_item(self, key: str, value: Mapping[str, Any] | None) -> None:
         """One record of the query-item features topic (key: `query_item_key`; None: a tombstone)."""
-        self._apply(self.query_items, key, value, QUERY_ITEM_RECORD_FIELDS)
+        self._apply(self.query_items, key, value, _parse_query_item)
 
     def _apply(self, store: LatestPerKey, key: str, value: Mapping[str, Any] | None,
-               fields: tuple[str, ...], with_category: bool = False) -> None:
+               parse: Callable[[Mapping[str, Any]], dict[str, Any] | None]) -> None:
         if value is None:
             store.remove(key)
             return
-        record = _parse(value, fields)
-        if record is not None and with_category:
-            record = _with_category(record, value)
+        record = parse(value)
         if record is None:
             self.malformed += 1
             return
@@ -183,22 +181,36 @@ class OnlineFeatures:
                              len(self.query_items), self.query_items.evicted)
 
 
-def _with_category(record: dict[str, Any], value: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The parsed user record plus its recent category and that category's time (None: malformed)."""
+def _parse_user(value: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A user record: its counts, its recent category and that category's time (None: malformed)."""
+    record = _parse(value, USER_FIELDS)
+    if record is None:
+        return None
     category = value.get(USER_CATEGORY_FIELD) or ""
-    category_ts = value.get(USER_CATEGORY_TS_FIELD)
-    if type(category_ts) is float and math.isfinite(category_ts) and category_ts.is_integer():
-        category_ts = int(category_ts)
+    category_ts = _integral(value.get(USER_CATEGORY_TS_FIELD))
     if type(category) is not str or (category_ts is not None and type(category_ts) is not int):
         return None
     return {**record, USER_CATEGORY_FIELD: category, USER_CATEGORY_TS_FIELD: category_ts if category else None}
 
 
+def _integral(value: Any) -> Any:
+    """A whole-number float (JSON writers may give epoch ms as 1.7e12) as an int; else unchanged."""
+    if type(value) is float and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _parse_item(value: Mapping[str, Any]) -> dict[str, float] | None:
+    return _parse(value, ITEM_FIELDS)
+
+
+def _parse_query_item(value: Mapping[str, Any]) -> dict[str, float] | None:
+    return _parse(value, QUERY_ITEM_RECORD_FIELDS)
+
+
 def _parse(value: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, float] | None:
     """The record's `ts` and fields as floats (a missing or null field counts as 0.0)."""
-    ts = value.get("ts")
-    if type(ts) is float and math.isfinite(ts) and ts.is_integer():
-        ts = int(ts)
+    ts = _integral(value.get("ts"))
     if type(ts) is not int:
         return None
     record: dict[str, float] = {"ts": ts}
