@@ -15,18 +15,14 @@
 -- (a day at least) drops the keys that go quiet.
 
 CREATE TEMPORARY VIEW attribution_rows AS
-SELECT 'r' || e.request_id AS attribution_key, it.item_id, e.rowtime,
+SELECT k.attribution_key, it.item_id, e.rowtime,
   CAST(NULL AS STRING) AS label_type, CAST(NULL AS STRING) AS event_id, CAST(NULL AS STRING) AS user_id,
   CAST(NULL AS BIGINT) AS ts, CAST(NULL AS BIGINT) AS label_time, CAST(NULL AS STRING) AS own_request_id,
   CAST(NULL AS DOUBLE) AS price,
   e.request_id AS impression_request_id, COALESCE(e.query, '') AS impression_query, e.event_time AS impression_time
-FROM events e CROSS JOIN UNNEST(e.item_ids) AS it(item_id)
-WHERE e.type = 'impression' AND e.request_id IS NOT NULL
-UNION ALL
-SELECT 'u' || e.user_id, it.item_id, e.rowtime,
-  CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT),
-  CAST(NULL AS STRING), CAST(NULL AS DOUBLE), e.request_id, COALESCE(e.query, ''), e.event_time
-FROM events e CROSS JOIN UNNEST(e.item_ids) AS it(item_id)
+FROM events e
+CROSS JOIN UNNEST(e.item_ids) AS it(item_id)
+CROSS JOIN UNNEST(ARRAY['r' || e.request_id, 'u' || e.user_id]) AS k(attribution_key)
 WHERE e.type = 'impression' AND e.request_id IS NOT NULL
 UNION ALL
 SELECT CASE WHEN request_id IS NULL THEN 'u' || user_id ELSE 'r' || request_id END, item_id, rowtime,
