@@ -29,6 +29,7 @@ from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
 from freshrank.config import JOB_STAGES, FreshrankConfig, load_config
+from freshrank.jvm_udfs import JVM_FUNCTIONS, udf_jar
 
 log = logging.getLogger("freshrank.job")
 
@@ -78,6 +79,10 @@ def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None, ex
     checkpoints.enable_unaligned_checkpoints(True)
     checkpoints.set_min_pause_between_checkpoints(min(1_000, cfg.job.checkpoint_interval_ms // 2))
     t_env = StreamTableEnvironment.create(env)
+    # The feature SQL's JVM functions (udfs/jvm/), built once into the stack's cache.
+    env.add_jars(udf_jar(cfg.stack.cache_path()).as_uri())
+    for name, java_class in JVM_FUNCTIONS.items():
+        t_env.create_java_temporary_function(name, java_class)
     return env, t_env
 
 

@@ -1,59 +1,42 @@
 -- Point-in-time features with event-time OVER windows. An OVER window ordered by rowtime sees
 -- exactly the rows at or before the current row's time, after the watermark has sorted them, so
--- a later event can never leak into an earlier row. Flink allows one window frame per SELECT, so
--- each frame is one step of a cascade; every step keeps the rowtime attribute.
--- A row's own contribution is subtracted, so an impression's features count events strictly
--- before it (the impression itself is neither a click, a cart nor a purchase).
+-- a later event can never leak into an earlier row.
+-- The counts come from sliding_counts (udfs/jvm/, a JVM aggregate function) over one unbounded
+-- window per user: per kind and window, the events in [t - window, t), strictly before the row's
+-- own millisecond, and the events at t itself (the online record adds them). Its accumulator
+-- holds (time, kind) of the user's clicks, add-to-carts and purchases of the last 24 h and
+-- nothing else; a bounded RANGE window per length kept every event row and walked them all on
+-- each new timestamp (docs/design.md).
 
 CREATE TEMPORARY VIEW user_events AS
 SELECT e.*,
-  CAST(CASE WHEN e.type = 'click' THEN 1 ELSE 0 END AS DOUBLE) AS is_click,
-  CAST(CASE WHEN e.type = 'add_to_cart' THEN 1 ELSE 0 END AS DOUBLE) AS is_cart,
-  CAST(CASE WHEN e.type = 'purchase' THEN 1 ELSE 0 END AS DOUBLE) AS is_purchase,
+  CASE e.type WHEN 'click' THEN 0 WHEN 'add_to_cart' THEN 1 WHEN 'purchase' THEN 2 END AS interaction_kind,
   CASE WHEN e.type IN ('click', 'add_to_cart', 'purchase') THEN e.category END AS interaction_category,
   CASE WHEN e.type IN ('click', 'add_to_cart', 'purchase') AND e.category IS NOT NULL
     THEN e.event_time END AS interaction_time
 FROM events e;
 
-CREATE TEMPORARY VIEW user_w5m AS
-SELECT *,
-  SUM(is_click) OVER w - is_click AS u_click_5m,
-  SUM(is_cart) OVER w - is_cart AS u_cart_5m,
-  SUM(is_purchase) OVER w - is_purchase AS u_purchase_5m
-FROM user_events
-WINDOW w AS (PARTITION BY user_id ORDER BY rowtime
-  RANGE BETWEEN INTERVAL '{w5m}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
-
-CREATE TEMPORARY VIEW user_w1h AS
-SELECT *,
-  SUM(is_click) OVER w - is_click AS u_click_1h,
-  SUM(is_cart) OVER w - is_cart AS u_cart_1h,
-  SUM(is_purchase) OVER w - is_purchase AS u_purchase_1h
-FROM user_w5m
-WINDOW w AS (PARTITION BY user_id ORDER BY rowtime
-  RANGE BETWEEN INTERVAL '{w1h}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
-
-CREATE TEMPORARY VIEW user_w24h AS
-SELECT *,
-  SUM(is_click) OVER w - is_click AS u_click_24h,
-  SUM(is_cart) OVER w - is_cart AS u_cart_24h,
-  SUM(is_purchase) OVER w - is_purchase AS u_purchase_24h
-FROM user_w1h
-WINDOW w AS (PARTITION BY user_id ORDER BY rowtime
-  RANGE BETWEEN INTERVAL '{w24h}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
-
 -- The user's recent category: that of the latest click, add-to-cart or purchase (with a category)
 -- in the 24 h up to the event, '' if none. LAST_VALUE skips nulls, so an unbounded window keeps
 -- one accumulator per user and no rows; the category's own time says when it leaves the 24 h
 -- (serving applies the same rule to the online record, docs/contracts.md).
+-- Window i (0: 5 min, 1: 1 h, 2: 24 h) and kind k (0: click, 1: add-to-cart, 2: purchase) are at
+-- c[3i + k + 1], the kinds at t at c[10..12]. Only the columns read downstream go on: this view
+-- crosses a DataStream hop (online_training._materialize), which the planner cannot prune.
 CREATE TEMPORARY VIEW user_features_computed AS
-SELECT *,
+SELECT event_id, type, ts, event_time, rowtime, user_id, request_id, query, device, platform,
+  item_ids, item_positions, item_prices, item_categories, item_brands,
+  c[1] AS u_click_5m, c[2] AS u_cart_5m, c[3] AS u_purchase_5m,
+  c[4] AS u_click_1h, c[5] AS u_cart_1h, c[6] AS u_purchase_1h,
+  c[7] AS u_click_24h, c[8] AS u_cart_24h, c[9] AS u_purchase_24h,
+  c[10] AS u_click_at_t, c[11] AS u_cart_at_t, c[12] AS u_purchase_at_t,
   CASE WHEN event_time - last_category_time <= {w24h_ms} THEN last_category ELSE '' END AS u_last_category,
   CASE WHEN event_time - last_category_time <= {w24h_ms} THEN last_category_time END AS u_last_category_ts
 FROM (
   SELECT *,
+    sliding_counts(interaction_kind, rowtime, 3, {w5m_ms}, {w1h_ms}, {w24h_ms}) OVER w AS c,
     LAST_VALUE(interaction_category) OVER w AS last_category,
     LAST_VALUE(interaction_time) OVER w AS last_category_time
-  FROM user_w24h
+  FROM user_events
   WINDOW w AS (PARTITION BY user_id ORDER BY rowtime
     RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW));

@@ -25,24 +25,28 @@ SELECT event_id, rowtime, ts, user_id, request_id, query, '', '', item_id, 0, pr
   CAST(0 AS DOUBLE), CAST(1 AS DOUBLE)
 FROM attributed_labels WHERE type = 'click';
 
--- Each row subtracts its own contribution, so an impression's counts are strictly before it.
+-- sliding_counts (udfs/jvm/, see 03_user_features.sql) counts impressions (kind 0) and clicks
+-- (kind 1) strictly before the row's millisecond: c[1], c[2] in the window, c[3], c[4] at t.
 -- The (query, item) window comes first in the cascade: one stream, no join back to the example row.
 CREATE TEMPORARY VIEW query_item_window AS
-SELECT *,
-  SUM(is_impr) OVER w - is_impr AS qi_impr_24h,
-  SUM(is_item_click) OVER w - is_item_click AS qi_click_24h
-FROM item_events
-WINDOW w AS (PARTITION BY query, item_id ORDER BY rowtime
-  RANGE BETWEEN INTERVAL '{w24h}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
+SELECT *, qi[1] AS qi_impr_24h, qi[2] AS qi_click_24h, qi[3] AS qi_impr_at_t, qi[4] AS qi_click_at_t
+FROM (
+  SELECT *, sliding_counts(item_kind, rowtime, 2, {w24h_ms}) OVER w AS qi
+  FROM (SELECT *, CASE WHEN is_impr = 1 THEN 0 ELSE 1 END AS item_kind FROM item_events)
+  WINDOW w AS (PARTITION BY query, item_id ORDER BY rowtime
+    RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW));
 
 -- Smoothed CTR: (clicks + a) / (impressions + a + b), a Beta(a, b) prior with mean a/(a+b).
 CREATE TEMPORARY VIEW item_features_computed AS
-SELECT *,
+SELECT event_id, rowtime, ts, user_id, request_id, query, device, platform, item_id, `position`, price,
+  category, brand, u_click_5m, u_click_1h, u_click_24h, u_cart_5m, u_cart_1h, u_cart_24h,
+  u_purchase_5m, u_purchase_1h, u_purchase_24h, u_last_category, is_impr, is_item_click,
+  qi_impr_24h, qi_click_24h, qi_impr_at_t, qi_click_at_t,
   (qi_click_24h + {ctr_prior_clicks}) / (qi_impr_24h + {ctr_prior_impressions}) AS qi_ctr_24h,
-  SUM(is_impr) OVER w - is_impr AS i_impr_1h,
-  SUM(is_item_click) OVER w - is_item_click AS i_click_1h,
-  (SUM(is_item_click) OVER w - is_item_click + {ctr_prior_clicks})
-    / (SUM(is_impr) OVER w - is_impr + {ctr_prior_impressions}) AS i_ctr_1h
-FROM query_item_window
-WINDOW w AS (PARTITION BY item_id ORDER BY rowtime
-  RANGE BETWEEN INTERVAL '{w1h}' DAY TO SECOND(3) PRECEDING AND CURRENT ROW);
+  i[1] AS i_impr_1h, i[2] AS i_click_1h, i[3] AS i_impr_at_t, i[4] AS i_click_at_t,
+  (i[2] + {ctr_prior_clicks}) / (i[1] + {ctr_prior_impressions}) AS i_ctr_1h
+FROM (
+  SELECT *, sliding_counts(item_kind, rowtime, 2, {w1h_ms}) OVER w AS i
+  FROM query_item_window
+  WINDOW w AS (PARTITION BY item_id ORDER BY rowtime
+    RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW));

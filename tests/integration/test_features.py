@@ -34,9 +34,8 @@ Until step 3, keep-alive searches (see KeepAlive) keep partition 0 from going id
 
 Two more tests probe the window edges. Serving and training agree about an event exactly one
 window length before t: both count it (`test_serving_agrees_with_training_at_the_window_start`).
-Events in the impression's own millisecond are still counted by the job: that test is marked
-xfail(strict=True) and pins the deviation; when it is fixed, the test passes and strict xfail
-reports it.
+Events in the impression's own millisecond are not counted, by the job nor by serving, while
+the online records of that millisecond hold them (`test_same_millisecond_events_are_not_counted`).
 
 The job runs on its own topics and model name (consumer group, transactional ids), so it shares
 nothing with test_pipeline.py on the same stack.
@@ -341,9 +340,11 @@ def query_item_rows(events: list[dict]) -> list[tuple[str, str, int, str]]:
     return rows
 
 
-def query_item_state(rows, query: str, item: str, ts: int) -> dict[str, float]:
-    """What the job publishes after an event of (query, item) at `ts`: counts over [ts - 24 h, ts]."""
-    inside = [kind for q, i, at, kind in rows if (q, i) == (query, item) and ts - 24 * HOUR <= at <= ts]
+def query_item_state(rows, query: str, item: str, ts: int, strictly_before: bool = False) -> dict[str, float]:
+    """What the job publishes after an event of (query, item) at `ts`: counts over [ts - 24 h, ts];
+    with strictly_before, what an example at `ts` holds: counts over [ts - 24 h, ts)."""
+    inside = [kind for q, i, at, kind in rows if (q, i) == (query, item) and ts - 24 * HOUR <= at
+              and (at < ts if strictly_before else at <= ts)]
     impr, clicks = float(inside.count("impr")), float(inside.count("click"))
     return {"qi_impr_24h": impr, "qi_click_24h": clicks,
             "qi_ctr_24h": (clicks + PRIOR_CLICKS) / (impr + PRIOR_IMPRESSIONS)}
@@ -748,16 +749,15 @@ def test_out_of_order_late_events_and_an_idle_partition(run):
     want = sorted((q, i, at, tuple(query_item_state(qi_rows, q, i, at)[f] for f in QUERY_ITEM_FIELDS))
                   for q, i, at, _ in qi_rows)
     assert got == want
-    # And every label and (query, item) CTR of step 1 is the in-order one (the CTR: the state at
-    # the impression less the impression itself).
+    # And every label and (query, item) CTR of step 1 is the in-order one (the CTR: the state
+    # strictly before the impression's millisecond).
     for e in step1_events:
         if e["type"] == "impression":
             for item in e["items"]:
                 example = run.example(f"{e['event_id']}:{item['position']}")
                 assert example["click"] == click_label(run.events, e, item), (e["event_id"], item["item_id"])
-                state = query_item_state(qi_rows, e["query"], item["item_id"], e["ts"])
-                assert example["qi_ctr_24h"] == (state["qi_click_24h"] + PRIOR_CLICKS) / (
-                    state["qi_impr_24h"] - 1 + PRIOR_IMPRESSIONS), (e["event_id"], item["item_id"])
+                state = query_item_state(qi_rows, e["query"], item["item_id"], e["ts"], strictly_before=True)
+                assert example["qi_ctr_24h"] == state["qi_ctr_24h"], (e["event_id"], item["item_id"])
     corrections = {k.removesuffix(":purchase_correction") for k in run.examples if k.endswith(":purchase_correction")}
     assert corrections == labelled(run.events, "purchase")
 
@@ -812,19 +812,15 @@ def test_labels_without_request_id_go_to_the_users_latest_impression_of_the_item
 
 
 # ------------------------------------------------------------------------------ window edges
-@pytest.mark.xfail(strict=True, reason="job limit: RANGE OVER frames include peer rows (same rowtime), so "
-                   "events in the impression's own millisecond are counted (flink_jobs/sql/03_user_features.sql, "
-                   "05_item_features.sql); the zero-length OVER step that fixes it nearly doubled the feature "
-                   "stage's CPU per event with RocksDB (docs/design.md, known limits)")
 def test_same_millisecond_events_are_not_counted(run):
     """docs/contracts.md: counts over windows ending strictly before ts.
 
     u-peer clicked at T_PEER and was shown i-peer at T_PEER; u-peer2 was shown i-peer at T_PEER
-    too. Neither event is strictly before the impression, but a RANGE frame ending at CURRENT ROW
-    holds every row with the same rowtime, and subtracting the row's own contribution removes
-    only that row. The same happens to e-c1 (t+1ms): u-leak's click on i-leak at t+1ms is counted.
-    Once fixed, serving (fed the records before T_PEER) must agree, and the online records of
-    that millisecond must still count all of it, for requests after T_PEER.
+    too. Neither event is strictly before the impression, so neither counts, though a RANGE frame
+    ending at CURRENT ROW holds every row of that millisecond (sliding_counts keeps them apart).
+    The same for e-c1 (t+1ms): u-leak's click on i-leak at t+1ms is not counted. Serving (fed the
+    records before T_PEER) agrees, and the online records of that millisecond count all of it,
+    for requests after T_PEER.
     """
     peer, peer2 = run.example("e-peer:1"), run.example("e-peer2:1")
     assert (peer["u_click_5m"], peer["u_click_1h"], peer["u_click_24h"]) == (0.0, 0.0, 0.0)
