@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "freshrank: $(PYTHON) not found (Python 3.11 is required)"; exit 2; }
-	@command -v java >/dev/null || { echo "freshrank: Java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless)"; exit 2; }
+	@command -v javac >/dev/null || { echo "freshrank: javac not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless)"; exit 2; }
 	@command -v mvn >/dev/null || { echo "freshrank: Maven not found: install it (apt-get install maven)"; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
