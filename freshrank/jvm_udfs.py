@@ -20,7 +20,8 @@ from freshrank.config import REPO_ROOT
 SOURCE_DIR = REPO_ROOT / "udfs" / "jvm"
 PREBUILT_JAR_ENV = "FRESHRANK_UDF_JAR"
 # The SQL name and the class of each JVM function the job's SQL calls.
-JVM_FUNCTIONS = {"sliding_counts": "org.freshrank.udfs.SlidingCounts"}
+JVM_FUNCTIONS = {"sliding_counts": "org.freshrank.udfs.SlidingCounts",
+                 "attribute_labels": "org.freshrank.udfs.AttributeLabels"}
 
 
 class JvmBuildError(RuntimeError):

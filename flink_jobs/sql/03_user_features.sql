@@ -25,7 +25,9 @@ FROM events e;
 -- crosses a DataStream hop (online_training._materialize), which the planner cannot prune.
 CREATE TEMPORARY VIEW user_features_computed AS
 SELECT event_id, type, ts, event_time, rowtime, user_id, request_id, query, device, platform,
-  item_ids, item_positions, item_prices, item_categories, item_brands,
+  item_ids, item_positions, item_prices, item_categories, item_brands, item_id, price,
+  CASE WHEN type IN ('click', 'purchase') AND item_id IS NOT NULL
+    THEN attribution[type || CHR(9) || COALESCE(request_id, '') || CHR(9) || item_id] END AS attributed_to,
   c[1] AS u_click_5m, c[2] AS u_cart_5m, c[3] AS u_purchase_5m,
   c[4] AS u_click_1h, c[5] AS u_cart_1h, c[6] AS u_purchase_1h,
   c[7] AS u_click_24h, c[8] AS u_cart_24h, c[9] AS u_purchase_24h,
@@ -35,6 +37,8 @@ SELECT event_id, type, ts, event_time, rowtime, user_id, request_id, query, devi
 FROM (
   SELECT *,
     sliding_counts(interaction_kind, rowtime, 3, {w5m_ms}, {w1h_ms}, {w24h_ms}) OVER w AS c,
+    attribute_labels(type, item_ids, item_id, request_id, COALESCE(query, ''), rowtime,
+      {click_window_ms}, {purchase_window_ms}) OVER w AS attribution,
     LAST_VALUE(interaction_category) OVER w AS last_category,
     LAST_VALUE(interaction_time) OVER w AS last_category_time
   FROM user_events

@@ -295,7 +295,7 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
             return new WindowSerializerSnapshot();
         }
 
-        private static void writeVarLong(DataOutputView out, long value) throws IOException {
+        static void writeVarLong(DataOutputView out, long value) throws IOException {
             while ((value & ~0x7FL) != 0) {
                 out.writeByte((int) ((value & 0x7F) | 0x80));
                 value >>>= 7;
@@ -303,7 +303,7 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
             out.writeByte((int) value);
         }
 
-        private static long readVarLong(DataInputView in) throws IOException {
+        static long readVarLong(DataInputView in) throws IOException {
             long value = 0;
             for (int shift = 0; ; shift += 7) {
                 int b = in.readByte();
