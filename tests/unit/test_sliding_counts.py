@@ -1,6 +1,6 @@
-"""sliding_counts, the feature SQL's JVM aggregate (udfs/jvm/): built by freshrank.jvm_udfs and
-checked against a brute-force count by tests/jvm/ (random streams, serializer round trips).
-The SQL that calls it runs in tests/integration/test_features.py."""
+"""The feature SQL's JVM aggregates (udfs/jvm/: sliding_counts, attribute_labels): built by
+freshrank.jvm_udfs and checked against brute-force definitions by tests/jvm/ (random streams,
+serializer round trips). The SQL that calls them runs in tests/integration/test_features.py."""
 from __future__ import annotations
 
 import shutil
@@ -31,15 +31,26 @@ def test_a_prebuilt_jar_must_exist(tmp_path, monkeypatch):
         udf_jar(tmp_path)
 
 
-def test_sliding_counts_match_a_brute_force_count(tmp_path):
-    jar = udf_jar(tmp_path)
-    classpath = f"{jar}:{_flink_lib() / '*'}"
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory):
+    """The jar and tests/jvm/, compiled: a function that runs one check class."""
+    build = tmp_path_factory.mktemp("jvm")
+    classpath = f"{udf_jar(build)}:{_flink_lib() / '*'}"
     sources = sorted(str(p) for p in (REPO_ROOT / "tests" / "jvm").rglob("*.java"))
-    subprocess.run(["javac", "--release", "17", "-d", str(tmp_path / "classes"), "-cp", classpath, *sources],
+    subprocess.run(["javac", "--release", "17", "-d", str(build / "classes"), "-cp", classpath, *sources],
                    check=True, capture_output=True)
-    proc = subprocess.run(["java", "-ea", "-cp", f"{tmp_path / 'classes'}:{classpath}",
-                           "org.freshrank.udfs.SlidingCountsCheck", "2000", "7"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    checked = int(proc.stdout.split()[-1])
-    assert checked > 100_000  # every event of 2,000 random streams was compared
+
+    def run(check: str, *args: str) -> int:
+        proc = subprocess.run(["java", "-ea", "-cp", f"{build / 'classes'}:{classpath}",
+                               f"org.freshrank.udfs.{check}", *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return int(proc.stdout.split()[-1])
+    return run
+
+
+def test_sliding_counts_match_a_brute_force_count(checks):
+    assert checks("SlidingCountsCheck", "2000", "7") > 100_000  # every event of 2,000 random streams
+
+
+def test_attribute_labels_match_a_brute_force_search(checks):
+    assert checks("AttributeLabelsCheck", "3000", "11") > 50_000  # every label of 3,000 random streams
