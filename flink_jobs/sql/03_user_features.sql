@@ -16,13 +16,17 @@ SELECT e.*,
     THEN e.event_time END AS interaction_time
 FROM events e;
 
--- The user's recent category: that of the latest click, add-to-cart or purchase (with a category)
--- in the 24 h up to the event, '' if none. LAST_VALUE skips nulls, so an unbounded window keeps
--- one accumulator per user and no rows; the category's own time says when it leaves the 24 h
--- (serving applies the same rule to the online record, docs/contracts.md).
--- Window i (0: 5 min, 1: 1 h, 2: 24 h) and kind k (0: click, 1: add-to-cart, 2: purchase) are at
--- c[3i + k + 1], the kinds at t at c[10..12]. Only the columns read downstream go on: this view
--- crosses a DataStream hop (online_training._materialize), which the planner cannot prune.
+-- One unbounded window per user gives every event, as of its millisecond:
+--   * the counts (sliding_counts): window i (0: 5 min, 1: 1 h, 2: 24 h) and kind k (0: click,
+--     1: add-to-cart, 2: purchase) at c[3i + k + 1], the kinds at t at c[10..12];
+--   * the recent category: that of the latest click, add-to-cart or purchase (with a category) in
+--     the 24 h up to the event, '' if none. LAST_VALUE skips nulls (one accumulator, no rows);
+--     the category's own time says when it leaves the 24 h (serving applies the same rule to
+--     the online record, docs/contracts.md);
+--   * for a click or purchase, the impression it belongs to (attribute_labels, 04_attribution.sql).
+-- Times are rowtimes: an event that arrived behind the watermark counts where the job placed it.
+-- Only the columns read downstream go on: this view crosses a DataStream hop
+-- (online_training._materialize), which the planner cannot prune.
 CREATE TEMPORARY VIEW user_features_computed AS
 SELECT event_id, type, ts, event_time, rowtime, user_id, request_id, query, device, platform,
   item_ids, item_positions, item_prices, item_categories, item_brands, item_id, price,

@@ -1,7 +1,5 @@
 package org.freshrank.udfs;
 
-import org.apache.flink.core.memory.DataInputDeserializer;
-import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.types.Row;
 
 import java.time.Instant;
@@ -75,14 +73,7 @@ public final class AttributeLabelsCheck {
                     }
                     checked++;
                 }
-                int roll = random.nextInt(8);
-                if (roll == 0) {
-                    DataOutputSerializer out = new DataOutputSerializer(64);
-                    serializer.serialize(acc, out);
-                    acc = serializer.deserialize(new DataInputDeserializer(out.getCopyOfBuffer()));
-                } else if (roll == 1) {
-                    acc = serializer.copy(acc);
-                }
+                acc = Checkpoints.maybeRestore(acc, serializer, random, 8);
             }
         }
         System.out.println("checked " + checked);

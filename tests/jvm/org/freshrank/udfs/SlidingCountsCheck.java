@@ -1,7 +1,5 @@
 package org.freshrank.udfs;
 
-import org.apache.flink.core.memory.DataInputDeserializer;
-import org.apache.flink.core.memory.DataOutputSerializer;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -48,14 +46,7 @@ public final class SlidingCountsCheck {
                             + ", got " + Arrays.toString(actual));
                 }
                 checked++;
-                int roll = random.nextInt(10);
-                if (roll == 0) {
-                    DataOutputSerializer out = new DataOutputSerializer(64);
-                    serializer.serialize(acc, out);
-                    acc = serializer.deserialize(new DataInputDeserializer(out.getCopyOfBuffer()));
-                } else if (roll == 1) {
-                    acc = serializer.copy(acc);
-                }
+                acc = Checkpoints.maybeRestore(acc, serializer, random, 10);
             }
         }
         System.out.println("checked " + checked);

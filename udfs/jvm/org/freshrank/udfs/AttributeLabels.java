@@ -2,7 +2,6 @@ package org.freshrank.udfs;
 
 import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
-import org.apache.flink.api.common.typeutils.base.TypeSerializerSingleton;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
 import org.apache.flink.table.annotation.DataTypeHint;
@@ -164,13 +163,8 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
      * The labels of the current millisecond are not kept: a millisecond's rows are accumulated and
      * read in one go, before the accumulator is stored.
      */
-    public static final class ImpressionsSerializer extends TypeSerializerSingleton<Impressions> {
+    public static final class ImpressionsSerializer extends AccumulatorSerializer<Impressions> {
         private static final int VERSION = 1;
-
-        @Override
-        public boolean isImmutableType() {
-            return false;
-        }
 
         @Override
         public Impressions createInstance() {
@@ -190,16 +184,6 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
         }
 
         @Override
-        public Impressions copy(Impressions from, Impressions reuse) {
-            return copy(from);
-        }
-
-        @Override
-        public int getLength() {
-            return -1;
-        }
-
-        @Override
         public void serialize(Impressions acc, DataOutputView out) throws IOException {
             out.writeByte(VERSION);
             out.writeLong(acc.now);
@@ -211,7 +195,7 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
                     out.writeLong(seen.time);
                     first = false;
                 } else {
-                    SlidingCounts.WindowSerializer.writeVarLong(out, seen.time - previous);
+                    writeVarLong(out, seen.time - previous);
                 }
                 previous = seen.time;
                 out.writeUTF(seen.item);
@@ -234,23 +218,13 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
             int n = in.readInt();
             long time = 0;
             for (int i = 0; i < n; i++) {
-                time = i == 0 ? in.readLong() : time + SlidingCounts.WindowSerializer.readVarLong(in);
+                time = i == 0 ? in.readLong() : time + readVarLong(in);
                 String item = in.readUTF();
                 String requestId = in.readUTF();
                 String query = in.readBoolean() ? in.readUTF() : null;
                 acc.add(new Seen(time, item, requestId, query));
             }
             return acc;
-        }
-
-        @Override
-        public Impressions deserialize(Impressions reuse, DataInputView in) throws IOException {
-            return deserialize(in);
-        }
-
-        @Override
-        public void copy(DataInputView in, DataOutputView out) throws IOException {
-            serialize(deserialize(in), out);
         }
 
         @Override

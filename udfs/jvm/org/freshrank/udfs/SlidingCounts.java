@@ -2,7 +2,6 @@ package org.freshrank.udfs;
 
 import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
-import org.apache.flink.api.common.typeutils.base.TypeSerializerSingleton;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
 import org.apache.flink.table.annotation.DataTypeHint;
@@ -197,13 +196,8 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
      * holds about 2 bytes per counted event, and RocksDB (which serialises the accumulator on every
      * access) reads and writes no more than the window holds.
      */
-    public static final class WindowSerializer extends TypeSerializerSingleton<Window> {
+    public static final class WindowSerializer extends AccumulatorSerializer<Window> {
         private static final int VERSION = 1;
-
-        @Override
-        public boolean isImmutableType() {
-            return false;
-        }
 
         @Override
         public Window createInstance() {
@@ -218,16 +212,6 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
             return Window.of(from.kinds, from.windowMs.clone(), from.latest,
                     Arrays.copyOfRange(from.times, from.head, from.end),
                     Arrays.copyOfRange(from.kindOf, from.head, from.end));
-        }
-
-        @Override
-        public Window copy(Window from, Window reuse) {
-            return copy(from);
-        }
-
-        @Override
-        public int getLength() {
-            return -1;
         }
 
         @Override
@@ -281,37 +265,8 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
         }
 
         @Override
-        public Window deserialize(Window reuse, DataInputView in) throws IOException {
-            return deserialize(in);
-        }
-
-        @Override
-        public void copy(DataInputView in, DataOutputView out) throws IOException {
-            serialize(deserialize(in), out);
-        }
-
-        @Override
         public TypeSerializerSnapshot<Window> snapshotConfiguration() {
             return new WindowSerializerSnapshot();
-        }
-
-        static void writeVarLong(DataOutputView out, long value) throws IOException {
-            while ((value & ~0x7FL) != 0) {
-                out.writeByte((int) ((value & 0x7F) | 0x80));
-                value >>>= 7;
-            }
-            out.writeByte((int) value);
-        }
-
-        static long readVarLong(DataInputView in) throws IOException {
-            long value = 0;
-            for (int shift = 0; ; shift += 7) {
-                int b = in.readByte();
-                value |= (long) (b & 0x7F) << shift;
-                if ((b & 0x80) == 0) {
-                    return value;
-                }
-            }
         }
     }
 
