@@ -36,7 +36,7 @@ def udf_jar(cache_dir: Path) -> Path:
             raise JvmBuildError(f"{PREBUILT_JAR_ENV}={prebuilt} is not a file")
         return Path(prebuilt)
     sources = sorted(SOURCE_DIR.rglob("*.java"))
-    flink_lib = _flink_lib()
+    flink_lib = flink_lib_dir()
     digest = hashlib.sha256()
     for source in sources:
         digest.update(source.relative_to(SOURCE_DIR).as_posix().encode() + b"\0" + source.read_bytes())
@@ -47,7 +47,8 @@ def udf_jar(cache_dir: Path) -> Path:
     return jar
 
 
-def _flink_lib() -> Path:
+def flink_lib_dir() -> Path:
+    """PyFlink's lib/ folder: the Flink jars the functions compile against."""
     import importlib.util
     spec = importlib.util.find_spec("pyflink")
     if spec is None or not spec.submodule_search_locations:

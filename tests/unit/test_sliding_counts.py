@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from freshrank.config import REPO_ROOT
-from freshrank.jvm_udfs import JVM_FUNCTIONS, JvmBuildError, _flink_lib, udf_jar
+from freshrank.jvm_udfs import JVM_FUNCTIONS, JvmBuildError, flink_lib_dir, udf_jar
 
 pytestmark = pytest.mark.skipif(shutil.which("javac") is None, reason="needs a JDK (javac)")
 
@@ -35,7 +34,7 @@ def test_a_prebuilt_jar_must_exist(tmp_path, monkeypatch):
 def checks(tmp_path_factory):
     """The jar and tests/jvm/, compiled: a function that runs one check class."""
     build = tmp_path_factory.mktemp("jvm")
-    classpath = f"{udf_jar(build)}:{_flink_lib() / '*'}"
+    classpath = f"{udf_jar(build)}:{flink_lib_dir() / '*'}"
     sources = sorted(str(p) for p in (REPO_ROOT / "tests" / "jvm").rglob("*.java"))
     subprocess.run(["javac", "--release", "17", "-d", str(build / "classes"), "-cp", classpath, *sources],
                    check=True, capture_output=True)
