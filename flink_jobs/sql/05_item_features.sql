@@ -7,7 +7,7 @@ SELECT u.event_id, u.rowtime, u.ts, u.user_id, u.request_id,
   COALESCE(u.item_categories[it.k], '') AS category, COALESCE(u.item_brands[it.k], '') AS brand,
   u.u_click_5m, u.u_click_1h, u.u_click_24h, u.u_cart_5m, u.u_cart_1h, u.u_cart_24h,
   u.u_purchase_5m, u.u_purchase_1h, u.u_purchase_24h, u.u_last_category,
-  CAST(1 AS DOUBLE) AS is_impr, CAST(0 AS DOUBLE) AS is_item_click
+  0 AS item_kind  -- sliding_counts' kinds: 0 impression, 1 click
 FROM user_features u
 CROSS JOIN UNNEST(u.item_ids) WITH ORDINALITY AS it(item_id, k)
 WHERE u.type = 'impression';
@@ -22,7 +22,7 @@ UNION ALL
 SELECT event_id, rowtime, ts, user_id, request_id, query, '', '', item_id, 0, price, '', '',
   CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE),
   CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), CAST(0 AS DOUBLE), '',
-  CAST(0 AS DOUBLE), CAST(1 AS DOUBLE)
+  1
 FROM attributed_labels WHERE type = 'click';
 
 -- sliding_counts (udfs/jvm/, see 03_user_features.sql) counts impressions (kind 0) and clicks
@@ -32,7 +32,7 @@ CREATE TEMPORARY VIEW query_item_window AS
 SELECT *, qi[1] AS qi_impr_24h, qi[2] AS qi_click_24h, qi[3] AS qi_impr_at_t, qi[4] AS qi_click_at_t
 FROM (
   SELECT *, sliding_counts(item_kind, rowtime, 2, {w24h_ms}) OVER w AS qi
-  FROM (SELECT *, CASE WHEN is_impr = 1 THEN 0 ELSE 1 END AS item_kind FROM item_events)
+  FROM item_events
   WINDOW w AS (PARTITION BY query, item_id ORDER BY rowtime
     RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW));
 
@@ -40,7 +40,7 @@ FROM (
 CREATE TEMPORARY VIEW item_features_computed AS
 SELECT event_id, rowtime, ts, user_id, request_id, query, device, platform, item_id, `position`, price,
   category, brand, u_click_5m, u_click_1h, u_click_24h, u_cart_5m, u_cart_1h, u_cart_24h,
-  u_purchase_5m, u_purchase_1h, u_purchase_24h, u_last_category, is_impr, is_item_click,
+  u_purchase_5m, u_purchase_1h, u_purchase_24h, u_last_category, item_kind,
   qi_impr_24h, qi_click_24h, qi_impr_at_t, qi_click_at_t,
   (qi_click_24h + {ctr_prior_clicks}) / (qi_impr_24h + {ctr_prior_impressions}) AS qi_ctr_24h,
   i[1] AS i_impr_1h, i[2] AS i_click_1h, i[3] AS i_impr_at_t, i[4] AS i_click_at_t,

@@ -6,7 +6,7 @@
 -- information along.
 
 CREATE TEMPORARY VIEW impression_features AS
-SELECT * FROM item_features WHERE is_impr = 1;
+SELECT * FROM item_features WHERE item_kind = 0;
 
 -- The first click and the first purchase of each (request, item) (04_attribution.sql).
 CREATE TEMPORARY VIEW clicks AS

@@ -64,8 +64,8 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
                 }
             }
         } else if (itemId != null && ("click".equals(type) || "purchase".equals(type))) {
-            acc.pending.add(new String[] {type, requestId, itemId});
-            acc.pendingWindows.add("click".equals(type) ? clickWindowMs : purchaseWindowMs);
+            long windowMs = "click".equals(type) ? clickWindowMs : purchaseWindowMs;
+            acc.pending.add(new Label(type, requestId, itemId, windowMs));
         }
     }
 
@@ -75,11 +75,10 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
             return null;
         }
         Map<String, Row> out = new HashMap<>();
-        for (int i = 0; i < acc.pending.size(); i++) {
-            String[] label = acc.pending.get(i);
-            Seen seen = acc.latest(label[2], label[1]);
-            if (seen != null && acc.now - seen.time <= acc.pendingWindows.get(i)) {
-                out.put(labelKey(label[0], label[1], label[2]), Row.of(seen.requestId, seen.query, seen.time));
+        for (Label label : acc.pending) {
+            Seen seen = acc.latest(label.itemId, label.requestId);
+            if (seen != null && acc.now - seen.time <= label.windowMs) {
+                out.put(labelKey(label.type, label.requestId, label.itemId), Row.of(seen.requestId, seen.query, seen.time));
             }
         }
         return out;
@@ -88,6 +87,10 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
     /** The map key of a label: its type, its own request_id (or '') and its item, tab-separated. */
     public static String labelKey(String type, String requestId, String itemId) {
         return type + "\t" + (requestId == null ? "" : requestId) + "\t" + itemId;
+    }
+
+    /** A click or purchase of the current millisecond, with its attribution window. */
+    record Label(String type, String requestId, String itemId, long windowMs) {
     }
 
     /** One impressed item. */
@@ -110,9 +113,7 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
         long now = Long.MIN_VALUE;
         final ArrayDeque<Seen> inOrder = new ArrayDeque<>();
         final HashMap<String, ArrayDeque<Seen>> byItem = new HashMap<>();
-        // The labels of the current millisecond (type, own request, item), and their windows.
-        final List<String[]> pending = new ArrayList<>();
-        final List<Long> pendingWindows = new ArrayList<>();
+        final List<Label> pending = new ArrayList<>();
 
         void advance(long time, long keepMs) {
             if (time < now) {
@@ -121,7 +122,6 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
             if (time > now) {
                 now = time;
                 pending.clear();
-                pendingWindows.clear();
                 // Older than every window: no label at or after now can belong to it.
                 while (!inOrder.isEmpty() && now - inOrder.peekFirst().time > keepMs) {
                     Seen old = inOrder.pollFirst();
@@ -178,8 +178,7 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
             for (Seen seen : from.inOrder) {
                 to.add(seen);  // Seen is immutable
             }
-            to.pending.addAll(from.pending);
-            to.pendingWindows.addAll(from.pendingWindows);
+            to.pending.addAll(from.pending);  // Label is immutable
             return to;
         }
 
