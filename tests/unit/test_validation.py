@@ -241,8 +241,20 @@ def test_unexpected_failure_is_dead_lettered_not_raised(monkeypatch):
         raise KeyError("bug")
 
     monkeypatch.setattr(validation, "read_price", broken)
+    monkeypatch.setattr(validation, "_vouch", None)  # the exact path's safety net, not the fast path
     verdict = check(raw_event())
     assert verdict.reason is Reason.INTERNAL_ERROR and "KeyError" in verdict.detail
+
+
+def test_a_failure_in_the_fast_path_leaves_the_verdict_to_the_exact_path(monkeypatch):
+    import udfs.fast_path as fast_path
+
+    def broken(*args, **kwargs):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(fast_path, "_clean_as_is", broken)
+    verdict = check(raw_event())
+    assert verdict.ok and verdict.event["item_id"] == "i-1"
 
 
 def test_internal_error_detail_is_always_publishable(monkeypatch):
@@ -250,6 +262,7 @@ def test_internal_error_detail_is_always_publishable(monkeypatch):
         raise RuntimeError("bad \ud800 text")
 
     monkeypatch.setattr(validation, "read_price", broken)
+    monkeypatch.setattr(validation, "_vouch", None)
     verdict = check(raw_event())
     assert verdict.reason is Reason.INTERNAL_ERROR
     verdict.detail.encode("utf-8")  # the lone surrogate was escaped
