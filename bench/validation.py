@@ -91,6 +91,10 @@ def _flink_run(cfg, topic: str, clean_topic: str, connector_jar: str, mode: str,
         conf.set_string(key, value)
     conf.set_string("rest.port", "0")
     conf.set_string("table.local-time-zone", "UTC")
+    # As the job that runs validation sets it (the feature stage's own job, `stages = features`):
+    # with object reuse, the chain hands each row on without a defensive copy.
+    features_job = dataclasses.replace(cfg.job, stages="features")
+    conf.set_string("pipeline.object-reuse", str(features_job.job_object_reuse()).lower())
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
     t_env = StreamTableEnvironment.create(env)
