@@ -119,17 +119,18 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
     sinks.attach_as_datastream()
 
 
-def add_validation(cfg: FreshrankConfig, t_env, sinks) -> None:
+def add_validation(cfg: FreshrankConfig, t_env, sinks, fast_path: bool = True) -> None:
     """Tables raw_events -> validation function -> dlq_sink (rejects) and clean_events_sink.
 
-    The validation half of the feature stage, on its own for bench.validation."""
+    The validation half of the feature stage, on its own for bench.validation (which also runs
+    it with ``fast_path=False``, the exact validator alone, as its peer)."""
     # A vectorised Python function, one call per Arrow batch of raw records.
     raw = t_env.sql_query(
         "SELECT `value`, `topic`, `partition`, `offset`, "
         "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events")
     # Batch watermarks go to every clean partition, which is right only when one subtask reads
     # every raw partition (flink_jobs/clean_topic.py).
-    checked = raw.map(validate_event_udf(cfg.validation, mark_batches=cfg.job.parallelism == 1)(
+    checked = raw.map(validate_event_udf(cfg.validation, mark_batches=cfg.job.parallelism == 1, fast_path=fast_path)(
         col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
     # Both INSERTs below read the one Python map: the planner reuses the common sub-plan.
     t_env.create_temporary_view("checked", checked)

@@ -27,7 +27,7 @@ from udfs.clean_record import to_clean_record
 from udfs.config import ValidationConfig
 from udfs.dlq import to_dlq_record
 from udfs.reasons import REASON_CODES
-from udfs.validation import validate_columnar
+from udfs.validation import use_fast_path, validate_columnar
 
 CHECKED_TYPE = DataTypes.ROW([
     DataTypes.FIELD("ok", DataTypes.BOOLEAN()),
@@ -109,11 +109,13 @@ def epoch_ms_column(watermark) -> list[int | None]:
 class ValidateEvents(ScalarFunction):
     """raw bytes + Kafka position + current watermark, as pandas Series -> checked rows, as a DataFrame."""
 
-    def __init__(self, config: ValidationConfig, mark_batches: bool = True):
+    def __init__(self, config: ValidationConfig, mark_batches: bool = True, fast_path: bool = True):
         self.config = config
         self.mark_batches = mark_batches
+        self.fast_path = fast_path  # False: the exact path alone (bench.validation's peer)
 
     def open(self, function_context):
+        use_fast_path(self.fast_path)
         group = function_context.get_metric_group().add_group("freshrank")
         self.events_in = group.counter("events_in")
         self.events_valid = group.counter("events_valid")
@@ -145,8 +147,8 @@ class ValidateEvents(ScalarFunction):
         return pd.DataFrame(rows, columns=CHECKED_COLUMNS, dtype=object)
 
 
-def validate_event_udf(config: ValidationConfig, mark_batches: bool = True):
-    return udf(ValidateEvents(config, mark_batches), result_type=CHECKED_TYPE, func_type="pandas")
+def validate_event_udf(config: ValidationConfig, mark_batches: bool = True, fast_path: bool = True):
+    return udf(ValidateEvents(config, mark_batches, fast_path), result_type=CHECKED_TYPE, func_type="pandas")
 
 
 class CountDuplicate(ScalarFunction):

@@ -36,7 +36,7 @@ from udfs.contract import CLEAN_EVENT_FIELDS, CLEAN_ITEM_FIELDS, EVENT_TYPES
 from udfs.contract import LABEL_TYPES as _LABEL_TYPES
 from udfs.contract import PAGE_TYPES as _PAGE_TYPES
 from udfs.dlq import to_dlq_record
-from udfs.fast_path import vouch as _vouch
+from udfs.fast_path import vouch
 from udfs.fields import (
     FieldError,
     json_type,
@@ -157,6 +157,17 @@ def validate_columnar(
         return Verdict(None, Reason.TOO_DEEP, "nesting too deep for the JSON parser")
     except Exception as error:  # a bug in this module must dead-letter one record, not kill the job
         return Verdict(None, Reason.INTERNAL_ERROR, _cap(f"{type(error).__name__}: {error}", config))
+
+
+# The fast path in use (None: every record takes the exact path). Module-wide, like the label cache.
+_vouch = vouch
+
+
+def use_fast_path(enabled: bool) -> None:
+    """Turn the msgspec fast path on (the default) or off in this process. Verdicts are the same
+    either way; off is the peer bench.validation measures the fast path against."""
+    global _vouch
+    _vouch = vouch if enabled else None
 
 
 def to_json(event: dict[str, Any]) -> str:
