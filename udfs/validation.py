@@ -134,8 +134,7 @@ def validate_columnar(
     dict per item. Same verdicts, same values; what a columnar consumer (the Flink UDF,
     which ships items as parallel arrays) wants without building the dicts."""
     if _vouch is not None and type(raw) is bytes and 0 < len(raw) <= config.max_record_bytes:
-        event = _vouch(raw, now_ms, watermark_ms, config, _CLEAN_LABELS.get(config.max_string_len) or
-                       _clean_labels(config.max_string_len))
+        event = _vouch(raw, now_ms, watermark_ms, config, _clean_labels(config.max_string_len))
         if event is not None:
             return _new_verdict(Verdict, (event, None, ""))
     try:
@@ -294,7 +293,7 @@ def _clean_event(doc: Any, now_ms: int, watermark_ms: int | None,
     get = doc.get
     max_id = config.max_id_len
     max_label = config.max_string_len
-    labels = _CLEAN_LABELS.get(max_label) or _clean_labels(max_label)
+    labels = _clean_labels(max_label)
 
     # Ids: a clean id is a non-empty printable string without surrounding spaces. `strip() is
     # value` holds only when nothing was stripped (CPython returns the same object); were it
@@ -385,7 +384,8 @@ _CLEAN_LABELS_MAX = 16_384
 
 
 def _clean_labels(max_len: int) -> set[str | None]:
-    return _CLEAN_LABELS.setdefault(max_len, {None})
+    # get first: setdefault would build a new set on every call just to discard it.
+    return _CLEAN_LABELS.get(max_len) or _CLEAN_LABELS.setdefault(max_len, {None})
 
 
 def _read_label(value: object, path: str, max_len: int, clean: set[str | None]) -> str | None:
