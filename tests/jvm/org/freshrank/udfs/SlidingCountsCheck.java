@@ -1,6 +1,5 @@
 package org.freshrank.udfs;
 
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
