@@ -29,7 +29,7 @@ from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
 from freshrank.config import JOB_STAGES, FreshrankConfig, load_config
-from freshrank.jvm_udfs import JVM_FUNCTIONS, udf_jar
+from freshrank.jvm_udfs import JVM_FUNCTIONS, udf_jar, vouch_event_sql
 
 log = logging.getLogger("freshrank.job")
 
@@ -79,11 +79,15 @@ def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None, ex
     checkpoints.enable_unaligned_checkpoints(True)
     checkpoints.set_min_pause_between_checkpoints(min(1_000, cfg.job.checkpoint_interval_ms // 2))
     t_env = StreamTableEnvironment.create(env)
-    # The feature SQL's JVM functions (udfs/jvm/), built once into the stack's cache.
+    add_jvm_functions(cfg, env, t_env)
+    return env, t_env
+
+
+def add_jvm_functions(cfg: FreshrankConfig, env, t_env) -> None:
+    """The job's JVM functions (udfs/jvm/), built once into the stack's cache, under their SQL names."""
     env.add_jars(udf_jar(cfg.stack.cache_path()).as_uri())
     for name, java_class in JVM_FUNCTIONS.items():
         t_env.create_java_temporary_function(name, java_class)
-    return env, t_env
 
 
 def _run_sql(t_env, cfg: FreshrankConfig, name: str) -> None:
@@ -119,34 +123,52 @@ def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
     sinks.attach_as_datastream()
 
 
-def add_validation(cfg: FreshrankConfig, t_env, sinks, fast_path: bool = True) -> None:
-    """Tables raw_events -> validation function -> dlq_sink (rejects) and clean_events_sink.
+# Which fast paths validation takes: vouch_event in the JVM, then the msgspec one in Python (the
+# job); the msgspec one alone; none, the exact validator alone (the last two: bench.validation's peers).
+FAST_PATHS = ("jvm", "python", "off")
+
+
+def add_validation(cfg: FreshrankConfig, t_env, sinks, fast_path: str = "jvm") -> None:
+    """Tables raw_events -> validation -> dlq_sink (rejects) and clean_events_sink.
 
     The validation half of the feature stage, on its own for bench.validation (which also runs
-    it with ``fast_path=False``, the exact validator alone, as its peer)."""
-    # A vectorised Python function, one call per Arrow batch of raw records.
-    raw = t_env.sql_query(
-        "SELECT `value`, `topic`, `partition`, `offset`, "
-        "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events")
+    it with the other FAST_PATHS as its peers). Needs the JVM functions (add_jvm_functions)."""
+    if fast_path not in FAST_PATHS:
+        raise ValueError(f"fast_path must be one of {', '.join(FAST_PATHS)}, got {fast_path!r}")
+    vouched = (vouch_event_sql(cfg.validation, "`value`", "source_watermark") if fast_path == "jvm"
+               else "CAST(NULL AS ROW<record STRING, event_time BIGINT>)")
     # Batch watermarks go to every clean partition, which is right only when one subtask reads
     # every raw partition (flink_jobs/clean_topic.py).
-    checked = raw.map(validate_event_udf(cfg.validation, mark_batches=cfg.job.parallelism == 1, fast_path=fast_path)(
-        col("value"), col("topic"), col("partition"), col("offset"), col("source_watermark")))
-    # Both INSERTs below read the one Python map: the planner reuses the common sub-plan.
+    t_env.create_temporary_function("validate_events", validate_event_udf(
+        cfg.validation, mark_batches=cfg.job.parallelism == 1, fast_path=fast_path != "off"))
+    # vouch_event writes the clean record of an event that needs no repair, in the JVM; the Python
+    # function (one call per Arrow batch) validates the rest, counts every record and marks batches.
+    # Only its arguments cross to Python: a vouched record's value goes as null, and the columns it
+    # does not read stay in the JVM, joined back to its answers in order.
+    checked = t_env.sql_query(
+        "SELECT `partition`, vouched, validate_events(CASE WHEN vouched IS NULL THEN `value` END, "
+        "vouched IS NOT NULL, CASE WHEN vouched IS NULL THEN `topic` END, `partition`, `offset`, "
+        "source_watermark) AS verdict "
+        f"FROM (SELECT `value`, `topic`, `partition`, `offset`, source_watermark, {vouched} AS vouched "
+        "FROM (SELECT `value`, `topic`, `partition`, `offset`, "
+        "CURRENT_WATERMARK(kafka_ts) AS source_watermark FROM raw_events))")
+    # Both INSERTs below read the one Python call: the planner reuses the common sub-plan.
     t_env.create_temporary_view("checked", checked)
-    sinks.add_insert_sql("INSERT INTO dlq_sink SELECT record FROM checked WHERE NOT ok")
+    sinks.add_insert_sql("INSERT INTO dlq_sink SELECT x.verdict.record FROM checked x WHERE NOT x.verdict.ok")
     # Clean events to the clean topic, each on its raw partition's number, and each batch's
     # watermark as a marker to every clean partition, right after the batch's first event: the
-    # rows of one record come from one UNNEST, so the sink stays chained to the map with a single
-    # input and writes in the map's order (a UNION of branches would give the sink several
+    # rows of one record come from one UNNEST, so the sink stays chained to the function with a
+    # single input and writes in the raw order (a UNION of branches would give the sink several
     # inputs, read in any interleaving; a join with a list of partitions, a shuffled state).
     partitions = cfg.kafka.topics.partitions
-    event = f"ROW(CASE WHEN ok THEN {key_lookup_sql(partitions, 'source_partition')} END, event_time, record)"
-    marker = "CONCAT('{\"event_time\":', CAST(batch_watermark AS STRING), '}')"
-    markers = ", ".join(f"ROW({key_sql(key)}, batch_watermark, {marker})" for key in partition_keys(partitions))
+    event = (f"ROW(CASE WHEN x.verdict.ok THEN {key_lookup_sql(partitions, 'x.`partition`')} END, "
+             "COALESCE(x.vouched.event_time, x.verdict.event_time), COALESCE(x.vouched.record, x.verdict.record))")
+    marker = "CONCAT('{\"event_time\":', CAST(x.verdict.batch_watermark AS STRING), '}')"
+    markers = ", ".join(f"ROW({key_sql(key)}, x.verdict.batch_watermark, {marker})"
+                        for key in partition_keys(partitions))
     sinks.add_insert_sql(
-        "INSERT INTO clean_events_sink SELECT k, TO_TIMESTAMP_LTZ(t, 3), v FROM checked CROSS JOIN UNNEST("
-        f"CASE WHEN batch_watermark IS NULL THEN ARRAY[{event}] ELSE ARRAY[{event}, {markers}] END"
+        "INSERT INTO clean_events_sink SELECT k, TO_TIMESTAMP_LTZ(t, 3), v FROM checked x CROSS JOIN UNNEST("
+        f"CASE WHEN x.verdict.batch_watermark IS NULL THEN ARRAY[{event}] ELSE ARRAY[{event}, {markers}] END"
         ") AS out_rows(k, t, v) WHERE k IS NOT NULL")
 
 

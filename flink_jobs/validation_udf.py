@@ -2,12 +2,17 @@
 
 Flink hands the function a batch of raw records as pandas Series over Arrow (up to
 `python.fn-execution.arrow.batch.size` rows) and takes back one pandas DataFrame: per record
-`ok`, the Kafka partition it came from, its event time and one JSON text, the clean-topic record
-(udfs.clean_record) when `ok`, else the dead-letter record. Per record, only
-`udfs.validation.validate_columnar` and one JSON encoding run in Python; the hop between the JVM
-and Python is one Arrow batch each way. It is applied with Table.map, so it runs exactly once
-per record (a SQL projection of a ROW-valued UDF could be expanded into one call per field).
+`ok`, its event time and one JSON text, the clean-topic record (udfs.clean_record) when `ok`, else
+the dead-letter record. Per record, only `udfs.validation.validate_columnar` and one JSON encoding
+run in Python; the hop between the JVM and Python is one Arrow batch each way.
 
+Most records never reach Python: vouch_event (udfs/jvm/, the validator's fast path in the JVM)
+writes the clean-topic record of an event that needs no repair, and the function then gets only a
+`vouched` flag for it (its value comes as null) and answers `ok` without a record. It still sees
+every record, in order: it counts them all, and marks each batch's first row with the watermark.
+
+It is called in a SQL projection, where Flink keeps the columns the function does not read (the
+Kafka partition, vouch_event's record) on the JVM side and joins them back to its answers in order.
 The row is narrow on purpose. A typed row with the event's 22 columns (five of them item arrays)
 cost more than validation itself: Arrow conversion of the list columns in Python, and a copy of
 the wide row at every chained JVM operator. The clean event travels as text to the clean topic,
@@ -31,13 +36,11 @@ from udfs.validation import use_fast_path, validate_columnar
 
 CHECKED_TYPE = DataTypes.ROW([
     DataTypes.FIELD("ok", DataTypes.BOOLEAN()),
-    # The raw record's partition: the clean record goes to the same partition number of the clean
-    # topic, so that topic keeps each partition's order and watermark (flink_jobs/clean_topic.py).
-    DataTypes.FIELD("source_partition", DataTypes.INT()),
     # ts, or the watermark the event arrived behind: what the event-time pipeline uses. Null for
-    # a dead letter.
+    # a dead letter, and for a record vouch_event wrote (it gives the event time itself).
     DataTypes.FIELD("event_time", DataTypes.BIGINT()),
-    # The clean-topic record when ok, else the dead-letter record (both JSON).
+    # The clean-topic record when ok, else the dead-letter record (both JSON); null for a record
+    # vouch_event wrote.
     DataTypes.FIELD("record", DataTypes.STRING()),
     # On a batch's first row only: the watermark it arrived behind, which the job also writes to
     # every clean partition as a marker (flink_jobs/clean_topic.py). Null elsewhere.
@@ -61,20 +64,23 @@ def python_options() -> dict[str, str]:
             "python.fn-execution.bundle.size": str(BUNDLE_SIZE)}
 
 
-def check_batch(values: Sequence[Any], partitions: Sequence[int], watermarks_ms: Sequence[int | None],
+def check_batch(values: Sequence[Any], vouched: Sequence[bool] | None, watermarks_ms: Sequence[int | None],
                 now_ms: int, config: ValidationConfig, dlq_position,
                 mark_batch: bool = True) -> tuple[list[tuple], Counter]:
     """Validate a batch of raw records into rows of CHECKED_TYPE (tuples, in column order).
 
-    ``partitions[i]`` is record i's Kafka partition; ``dlq_position(i)`` gives its (topic,
-    partition, offset), asked only for rejects. With ``mark_batch``, the first row carries the
-    first record's watermark as ``batch_watermark``. Returns the rows and the rejections counted by
-    reason code. Flink-free, for tests.
+    ``vouched[i]`` says that vouch_event accepted record i and wrote its record (None: none
+    did); ``dlq_position(i)`` gives its (topic, partition, offset), asked only for rejects. With
+    ``mark_batch``, the first row carries the first record's watermark as ``batch_watermark``.
+    Returns the rows and the rejections counted by reason code. Flink-free, for tests.
     """
     rows: list[tuple] = []
     append = rows.append
     rejected: Counter = Counter()
     for index, raw in enumerate(values):
+        if vouched is not None and vouched[index]:
+            append(_VOUCHED_ROW)
+            continue
         watermark_ms = watermarks_ms[index]
         event, reason, detail = validate_columnar(raw, now_ms=now_ms, watermark_ms=watermark_ms, config=config)
         if event is None:
@@ -82,16 +88,19 @@ def check_batch(values: Sequence[Any], partitions: Sequence[int], watermarks_ms:
             topic, partition, offset = dlq_position(index)
             record = to_dlq_record(raw, reason, detail, source_topic=topic, partition=partition,
                                    offset=offset, ingest_ms=now_ms, config=config)
-            append((False, partition, None, json.dumps(record, ensure_ascii=False), None))
+            append((False, None, json.dumps(record, ensure_ascii=False), None))
             continue
         ts = event["ts"]
         # An event behind the watermark but within the allowed lateness enters event time at the
         # watermark: windows downstream would otherwise drop it silently as late.
         event_time = ts if watermark_ms is None or ts >= watermark_ms else watermark_ms
-        append((True, partitions[index], event_time, to_clean_record(event, event_time), None))
+        append((True, event_time, to_clean_record(event, event_time), None))
     if mark_batch and rows and watermarks_ms[0] is not None:
         rows[0] = (*rows[0][:-1], watermarks_ms[0])
     return rows, rejected
+
+
+_VOUCHED_ROW = (True, None, None, None)
 
 
 def epoch_ms_column(watermark) -> list[int | None]:
@@ -107,12 +116,16 @@ def epoch_ms_column(watermark) -> list[int | None]:
 
 
 class ValidateEvents(ScalarFunction):
-    """raw bytes + Kafka position + current watermark, as pandas Series -> checked rows, as a DataFrame."""
+    """raw bytes (null where vouched) + vouched flag + Kafka position + current watermark, as
+    pandas Series -> checked rows, as a DataFrame."""
 
     def __init__(self, config: ValidationConfig, mark_batches: bool = True, fast_path: bool = True):
         self.config = config
         self.mark_batches = mark_batches
         self.fast_path = fast_path  # False: the exact path alone (bench.validation's peer)
+
+    def is_deterministic(self) -> bool:
+        return False  # it reads the wall clock, and the planner must not call it twice for a row
 
     def open(self, function_context):
         use_fast_path(self.fast_path)
@@ -124,7 +137,7 @@ class ValidateEvents(ScalarFunction):
         reasons = group.add_group("dlq_reason")
         self.by_reason = {code: reasons.counter(code) for code in REASON_CODES}
 
-    def eval(self, value, topic, partition, offset, watermark):
+    def eval(self, value, vouched, topic, partition, offset, watermark):
         import pandas as pd
 
         def dlq_position(index: int) -> tuple[str, int, int]:
@@ -133,7 +146,9 @@ class ValidateEvents(ScalarFunction):
         # The wall clock, for the future-skew check and the dead letters' ingest_ms, is read once
         # per batch: a batch spans at most python.fn-execution.bundle.time (1 s by default).
         now_ms = int(time.time() * 1000)
-        rows, rejected = check_batch(value.tolist(), partition.tolist(), epoch_ms_column(watermark), now_ms,
+        # Without vouch_event in the plan the flag is a constant false, which comes as a scalar.
+        vouched = vouched.tolist() if not isinstance(vouched, bool) and vouched.any() else None
+        rows, rejected = check_batch(value.tolist(), vouched, epoch_ms_column(watermark), now_ms,
                                      self.config, dlq_position, self.mark_batches)
         dead = sum(rejected.values())
         self.events_in.inc(len(rows))

@@ -21,11 +21,22 @@ SOURCE_DIR = REPO_ROOT / "udfs" / "jvm"
 PREBUILT_JAR_ENV = "FRESHRANK_UDF_JAR"
 # The SQL name and the class of each JVM function the job's SQL calls.
 JVM_FUNCTIONS = {"sliding_counts": "org.freshrank.udfs.SlidingCounts",
-                 "attribute_labels": "org.freshrank.udfs.AttributeLabels"}
+                 "attribute_labels": "org.freshrank.udfs.AttributeLabels",
+                 "vouch_event": "org.freshrank.udfs.VouchEvent"}
+# vouch_event's limits (udfs.config.ValidationConfig fields), in the order of its arguments.
+VOUCH_EVENT_LIMITS = ("max_record_bytes", "max_id_len", "max_query_len", "max_string_len", "max_items",
+                      "max_position", "min_ts_ms", "max_future_skew_ms", "allowed_lateness_ms")
 
 
 class JvmBuildError(RuntimeError):
     pass
+
+
+def vouch_event_sql(config, value: str, watermark: str) -> str:
+    """A SQL call of vouch_event (udfs/jvm/.../VouchEvent.java) on columns ``value`` (BYTES) and
+    ``watermark`` (TIMESTAMP_LTZ(3)) with the limits of ``config`` (a ValidationConfig)."""
+    limits = ", ".join(f"CAST({getattr(config, name)} AS BIGINT)" for name in VOUCH_EVENT_LIMITS)
+    return f"vouch_event({value}, {watermark}, {limits})"
 
 
 def udf_jar(cache_dir: Path) -> Path:

@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from freshrank.config import REPO_ROOT
-from freshrank.jvm_udfs import JVM_FUNCTIONS, JvmBuildError, flink_lib_dir, udf_jar
+from freshrank.jvm_udfs import JVM_FUNCTIONS, JvmBuildError, udf_jar
 
 pytestmark = pytest.mark.skipif(shutil.which("javac") is None, reason="needs a JDK (javac)")
 
@@ -31,16 +30,10 @@ def test_a_prebuilt_jar_must_exist(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def checks(tmp_path_factory):
-    """The jar and tests/jvm/, compiled: a function that runs one check class."""
-    build = tmp_path_factory.mktemp("jvm")
-    classpath = f"{udf_jar(build)}:{flink_lib_dir() / '*'}"
-    sources = sorted(str(p) for p in (REPO_ROOT / "tests" / "jvm").rglob("*.java"))
-    subprocess.run(["javac", "--release", "17", "-d", str(build / "classes"), "-cp", classpath, *sources],
-                   check=True, capture_output=True)
-
+def checks(jvm_classpath):
+    """A function that runs one tests/jvm/ check class and returns the count it prints last."""
     def run(check: str, *args: str) -> int:
-        proc = subprocess.run(["java", "-ea", "-cp", f"{build / 'classes'}:{classpath}",
+        proc = subprocess.run(["java", "-ea", "-cp", jvm_classpath,
                                f"org.freshrank.udfs.{check}", *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return int(proc.stdout.split()[-1])

@@ -43,9 +43,9 @@ def positions(n: int):
     return lambda index: ("freshrank.events", 3, 1_000 + index)
 
 
-def check(values, watermarks, config=DEFAULT_CONFIG):
+def check(values, watermarks, config=DEFAULT_CONFIG, vouched=None):
     """check_batch on records that all came from partition 3; rows as dicts."""
-    rows, rejected = check_batch(values, [3] * len(values), watermarks, NOW, config, positions(len(values)))
+    rows, rejected = check_batch(values, vouched, watermarks, NOW, config, positions(len(values)))
     assert all(len(row) == len(CHECKED_COLUMNS) for row in rows)
     return [dict(zip(CHECKED_COLUMNS, row)) for row in rows], rejected
 
@@ -55,7 +55,7 @@ def test_rows_follow_checked_type_and_match_validate():
     (impression, click, not_json, empty), rejected = check(values, [WATERMARK] * 4)
 
     event = validate(values[0], now_ms=NOW, watermark_ms=WATERMARK).event
-    assert impression["ok"] and impression["source_partition"] == 3
+    assert impression["ok"]
     assert impression["event_time"] == event["ts"]
     clean = from_clean_record(impression["record"])
     assert clean == {**event, "event_time": event["ts"]} and clean["query"] == "red shoes"
@@ -75,7 +75,7 @@ def test_rows_follow_checked_type_and_match_validate():
     assert (record["source_topic"], record["source_partition"], record["source_offset"]) == ("freshrank.events", 3, 1002)
     assert record["ingest_ms"] == NOW
     assert json.loads(empty["record"])["reason"] == "EMPTY"
-    assert not_json["event_time"] is None and not_json["source_partition"] == 3
+    assert not_json["event_time"] is None
     assert rejected == {"NOT_JSON": 1, "EMPTY": 1}
 
 
@@ -86,8 +86,18 @@ def test_first_row_of_a_batch_carries_its_watermark():
     assert [row["batch_watermark"] for row in rows] == [WATERMARK, None]
     rows, _ = check([encode(IMPRESSION)], [None])  # no watermark yet: nothing to carry
     assert rows[0]["batch_watermark"] is None
-    rows, _ = check_batch([encode(IMPRESSION)], [0], [WATERMARK], NOW, DEFAULT_CONFIG, positions(1), mark_batch=False)
+    rows, _ = check_batch([encode(IMPRESSION)], None, [WATERMARK], NOW, DEFAULT_CONFIG, positions(1), mark_batch=False)
     assert rows[0][CHECKED_COLUMNS.index("batch_watermark")] is None
+
+
+def test_records_vouch_event_wrote_are_only_counted_and_marked():
+    values = [None, encode(LATE_CLICK), None, b"{"]
+    rows, rejected = check(values, [WATERMARK] * 4, vouched=[True, False, True, False])
+    # ok, with no record of its own (vouch_event's goes to the clean topic), and the batch's marker
+    assert rows[0] == {"ok": True, "event_time": None, "record": None, "batch_watermark": WATERMARK}
+    assert rows[2] == {"ok": True, "event_time": None, "record": None, "batch_watermark": None}
+    assert rows[1]["ok"] and rows[1]["event_time"] == WATERMARK and not rows[3]["ok"]
+    assert rejected == {"NOT_JSON": 1}
 
 
 def test_no_watermark_yet_keeps_ts_as_event_time():
@@ -173,11 +183,13 @@ def function():
     return function, context.root.groups["freshrank"]
 
 
-def series(values, watermark_ms):
+def series(values, watermark_ms, vouched=None):
     n = len(values)
     stamps = pd.to_datetime([watermark_ms] * n, unit="ms", utc=True)
-    return (pd.Series(values, dtype=object), pd.Series(["freshrank.events"] * n), pd.Series([0] * n, dtype="int32"),
-            pd.Series(range(n), dtype="int64"), pd.Series(stamps).astype("datetime64[ms, UTC]"))
+    flags = False if vouched is None else pd.Series(vouched, dtype=bool)  # a constant comes as a scalar
+    return (pd.Series(values, dtype=object), flags, pd.Series(["freshrank.events"] * n),
+            pd.Series([0] * n, dtype="int32"), pd.Series(range(n), dtype="int64"),
+            pd.Series(stamps).astype("datetime64[ms, UTC]"))
 
 
 def test_eval_returns_a_frame_pyflink_can_convert_and_counts(function):
@@ -193,7 +205,6 @@ def test_eval_returns_a_frame_pyflink_can_convert_and_counts(function):
     assert list(frame.columns) == list(CHECKED_COLUMNS) and list(frame["ok"]) == [True, True, False, False]
     batch = pandas_to_arrow(create_arrow_schema(["checked"], [CHECKED_TYPE]), "UTC", [CHECKED_TYPE], [frame])
     checked = batch.column(0).to_pylist()
-    assert [row["source_partition"] for row in checked] == [0, 0, 0, 0]
     assert checked[0]["event_time"] == now - 60_000  # an exact integer, not via float
     assert from_clean_record(checked[0]["record"])["items"][1] == {
         "item_id": "i-2", "position": 2, "price": None, "category": None, "brand": None}
@@ -205,6 +216,14 @@ def test_eval_returns_a_frame_pyflink_can_convert_and_counts(function):
     by_reason = {name: c.count for name, c in metrics.groups["dlq_reason"].counters.items()}
     assert set(by_reason) == set(REASON_CODES)
     assert {k: v for k, v in by_reason.items() if v} == {"MISSING_FIELD": 1, "NOT_UTF8": 1}
+
+
+def test_eval_counts_the_records_vouch_event_wrote_as_valid(function):
+    udf, metrics = function
+    frame = udf.eval(*series([None, None, b"{"], 0, vouched=[True, True, False]))
+    assert list(frame["ok"]) == [True, True, False] and list(frame["record"])[:2] == [None, None]
+    counters = {name: c.count for name, c in metrics.counters.items()}
+    assert counters == {"events_in": 3, "events_valid": 2, "events_dead_lettered": 1}
 
 
 def test_eval_of_an_empty_batch(function):
