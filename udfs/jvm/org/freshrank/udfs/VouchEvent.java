@@ -40,7 +40,7 @@ public class VouchEvent extends ScalarFunction {
     // Item keys, in the clean record's order (CLEAN_ITEM_FIELDS).
     private static final String[] ITEM_KEYS = {"item_id", "position", "price", "category", "brand"};
     private static final String[] TYPES = {"search", "impression", "click", "add_to_cart", "purchase"};
-    private static final int IMPRESSION = 1;
+    private static final int SEARCH = 0, IMPRESSION = 1;
     private static final byte[][] EVENT_KEY_BYTES = ascii(EVENT_KEYS), ITEM_KEY_BYTES = ascii(ITEM_KEYS),
         TYPE_BYTES = ascii(TYPES);
     // Candidate key per (length, first byte): within each key set, no two keys share both.
@@ -64,7 +64,8 @@ public class VouchEvent extends ScalarFunction {
 
     private static final Decline DECLINE = new Decline();
 
-    // The record being read, and the value spans found in it (start, end: bytes inside the quotes).
+    // The record being read, and the spans of the top-level values found in it (a string's bytes
+    // inside its quotes, a number's text; start -1: absent or null).
     private transient byte[] in;
     private int at;
     private final int[] start = new int[EVENT_KEYS.length], end = new int[EVENT_KEYS.length];
@@ -82,7 +83,7 @@ public class VouchEvent extends ScalarFunction {
     // Limits (the config's, literals in the SQL call: constant for one call site).
     private int maxIdLen, maxQueryLen, maxStringLen, maxItems, maxPosition;
 
-    /** Whether the result depends on the wall clock (the future-skew check) : it does. */
+    /** The result depends on the wall clock (the future-skew check). */
     @Override
     public boolean isDeterministic() {
         return false;
@@ -108,8 +109,9 @@ public class VouchEvent extends ScalarFunction {
             }
             long eventTime = watermarkMs == null || ts >= watermarkMs ? ts : watermarkMs;
             return GenericRowData.of(StringData.fromBytes(write(eventTime)), eventTime);
-        } catch (Decline | ArrayIndexOutOfBoundsException | NumberFormatException declined) {
-            // A bound reached while reading (the end of the record), or a number Java cannot parse.
+        } catch (RuntimeException declined) {
+            // Decline; the end of the record reached mid-value (ArrayIndexOutOfBoundsException);
+            // or anything unforeseen: the Python validator decides, the job never fails here.
             return null;
         } finally {
             in = null;
@@ -144,7 +146,7 @@ public class VouchEvent extends ScalarFunction {
         if (start[EVENT_ID] < 0 || start[USER_ID] < 0 || (seen & (1 << TS)) == 0 || (seen & (1 << TYPE)) == 0) {
             throw DECLINE;
         }
-        boolean page = type == 0 || type == IMPRESSION;
+        boolean page = type == SEARCH || type == IMPRESSION;
         if (page && (start[REQUEST_ID] < 0 || start[QUERY] < 0)) {
             throw DECLINE;
         }
