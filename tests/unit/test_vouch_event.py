@@ -218,3 +218,80 @@ def test_on_a_generated_stream_and_its_mutations_it_vouches_only_as_python_accep
     valid = [i for i, raw in enumerate(stream) if exact_record(raw, watermarks[i]) is not None]
     vouched = [i for i in valid if answers[i] is not None]
     assert len(valid) > 3_000 and len(vouched) >= 0.9 * len(valid), (len(vouched), len(valid))
+
+
+def _random_text(rng: random.Random, alphabet: str, longest: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(rng.randrange(longest + 1)))
+
+
+def _random_number(rng: random.Random) -> str:
+    """JSON number texts of every shape: integers, fractions, exponents, long mantissas, -0."""
+    sign = "-" if rng.random() < 0.1 else ""
+    whole = rng.choice(["0", str(rng.randrange(1, 10 ** rng.randrange(1, 25)))])
+    fraction = rng.choice(["", "." + str(rng.randrange(10 ** rng.randrange(1, 20))).zfill(rng.randrange(1, 4))])
+    exponent = "" if rng.random() < 0.7 else f"{rng.choice('eE')}{rng.choice(['', '+', '-'])}{rng.randrange(330)}"
+    return sign + whole + fraction + exponent
+
+
+def _random_event(rng: random.Random) -> bytes:
+    """A near-valid event: each field clean most of the time, else a value on the other side of a
+    rule (cases, spaces, lengths, number forms, nulls, absences), written with random whitespace."""
+    printable = "".join(map(chr, range(0x20, 0x7F))).replace('"', "").replace("\\", "")
+    words = "aB zZ-09_./&' "
+
+    def pick(clean, edge, edge_share=0.08):
+        return json.dumps(edge() if rng.random() < edge_share else clean())
+
+    event_type = rng.choice(["search", "impression", "click", "add_to_cart", "purchase", "impression", "Click"])
+    fields: dict[str, str] = {
+        "event_id": pick(lambda: f"e-{rng.randrange(10 ** 6)}", lambda: _random_text(rng, printable, 10)),
+        "type": json.dumps(event_type),
+        "ts": rng.choice([str(NOW - rng.randrange(5_000_000))] * 12 + [
+            str(NOW + rng.randrange(600_000)), f"{NOW - 1_000}.0", str(rng.randrange(10 ** 12))]),
+        "user_id": pick(lambda: f"u-{rng.randrange(1000)}", lambda: _random_text(rng, "uU-1 ", 6)),
+    }
+    optional = {
+        "session_id": lambda: pick(lambda: f"s-{rng.randrange(99)}", lambda: _random_text(rng, "s- ", 3)),
+        "request_id": lambda: pick(lambda: f"r-{rng.randrange(99)}", lambda: _random_text(rng, "r- ", 3)),
+        "query": lambda: json.dumps(_random_text(rng, words, 12)),  # any of these is normalised
+        "item_id": lambda: pick(lambda: f"i-{rng.randrange(99)}", lambda: _random_text(rng, "i- ", 3)),
+        "price": lambda: _random_number(rng),
+        "quantity": lambda: _random_number(rng),
+        "category": lambda: pick(lambda: rng.choice(["shoes", "Home & Garden", "a.b"]),
+                                 lambda: _random_text(rng, words, 8), 0.15),
+        "brand": lambda: pick(lambda: rng.choice(["Acme", "acme co"]), lambda: _random_text(rng, "Acme ", 6)),
+        "device": lambda: json.dumps(rng.choice(["ios", "android", "web"] * 5 + [" web", "Web  x", ""])),
+        "platform": lambda: json.dumps(rng.choice(["app", "site"])),
+    }
+    for key, value in optional.items():
+        roll = rng.random()
+        if roll < 0.7:
+            fields[key] = value()
+        elif roll < 0.8:
+            fields[key] = "null"
+    if event_type == "impression" or rng.random() < 0.05:
+        items = []
+        for k in range(rng.randrange(0 if rng.random() < 0.05 else 1, 6)):
+            item = {"item_id": pick(lambda: f"i-{rng.randrange(99)}", lambda: _random_text(rng, "i- ", 3), 0.03),
+                    "position": rng.choice([str(k + 1)] * 12 + [str(rng.randrange(0, 4)), f"{k + 1}.0"]),
+                    "price": _random_number(rng) if rng.random() < 0.3 else str(rng.randrange(100) / 4)}
+            for label in ("category", "brand"):
+                if rng.random() < 0.7:
+                    item[label] = pick(lambda: rng.choice(["shoes", "Acme"]), lambda: _random_text(rng, words, 6), 0.05)
+            items.append("{" + ",".join(f'"{key}":{value}' for key, value in item.items()) + "}")
+        fields["items"] = "[" + ",".join(items) + "]"
+    pairs = list(fields.items())
+    rng.shuffle(pairs)
+    space = lambda: rng.choice(["", "", " ", "\n  "])  # noqa: E731
+    return ("{" + space() + ("," + space()).join(f'"{key}"{space()}:{space()}{value}' for key, value in pairs)
+            + space() + "}").encode()
+
+
+def test_on_random_near_valid_events_it_vouches_only_as_python_accepts(jvm_vouch):
+    rng = random.Random(23)
+    records = [_random_event(rng) for _ in range(6_000)]
+    watermarks = [rng.choice((None, WATERMARK)) for _ in records]
+    answers = jvm_vouch(records, watermarks)
+    vouched = assert_vouched_only_as_python_accepts(records, answers, watermarks)
+    # Both sides of the rules are drawn: a fair share is vouched for, a fair share is not.
+    assert 600 < vouched < 5_000, vouched
