@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import partial
 
 import pytest
 
 import udfs.validation as validation
 from freshrank.datagen import EventGenerator, GeneratorConfig
+from tests.unit import sample_events
+from tests.unit.sample_events import encode
 from udfs.config import DEFAULT_CONFIG
 from udfs.fast_path import vouch
 
@@ -50,24 +53,8 @@ def assert_same_as_exact(raw: bytes, config=DEFAULT_CONFIG) -> dict | None:
     return event
 
 
-def impression(**overrides) -> dict:
-    event = {"event_id": "e-1", "type": "impression", "ts": NOW - 1_000, "user_id": "u-1", "session_id": "s-1",
-             "request_id": "r-1", "query": "Red  Shoes", "device": "ios", "platform": "app",
-             "items": [{"item_id": "i-1", "position": 1, "price": 10.5, "category": "shoes", "brand": "acme"},
-                       {"item_id": "i-2", "position": 2, "price": 3.0, "category": "shoes", "brand": None}]}
-    event.update(overrides)
-    return event
-
-
-def click(**overrides) -> dict:
-    event = {"event_id": "e-2", "type": "click", "ts": NOW - 500, "user_id": "u-1", "item_id": "i-1",
-             "price": 10.5, "category": "shoes", "brand": "acme"}
-    event.update(overrides)
-    return event
-
-
-def encode(document) -> bytes:
-    return json.dumps(document).encode()
+impression = partial(sample_events.impression, NOW)
+click = partial(sample_events.click, NOW)
 
 
 def test_clean_events_take_the_fast_path_with_the_exact_paths_result():

@@ -14,12 +14,15 @@ import random
 import shutil
 import subprocess
 import time
+from functools import partial
 
 import pytest
 
 import udfs.validation as validation
 from freshrank.datagen import EventGenerator, GeneratorConfig
 from freshrank.jvm_udfs import VOUCH_EVENT_LIMITS
+from tests.unit import sample_events
+from tests.unit.sample_events import encode
 from udfs.clean_record import to_clean_record
 from udfs.config import DEFAULT_CONFIG
 
@@ -83,28 +86,15 @@ def assert_vouched_only_as_python_accepts(records, answers, watermarks=None, con
     return vouched
 
 
-def impression(**overrides) -> dict:
-    event = {"event_id": "e-1", "type": "impression", "ts": NOW - 1_000, "user_id": "u-1", "session_id": "s-1",
-             "request_id": "r-1", "query": " Red  Shoes ", "device": "ios", "platform": "app",
-             "items": [{"item_id": "i-1", "position": 1, "price": 10.5, "category": "Shoes & Bags", "brand": "acme"},
-                       {"item_id": "i-2", "position": 7, "price": 3, "category": "shoes", "brand": None}]}
-    event.update(overrides)
-    return event
-
-
-def click(**overrides) -> dict:
-    event = {"event_id": "e-2", "type": "click", "ts": NOW - 500, "user_id": "u-1", "item_id": "i-1",
-             "price": 10.5, "category": "shoes", "brand": "acme"}
-    event.update(overrides)
-    return event
-
-
-def encode(document) -> bytes:
-    return json.dumps(document).encode()
+impression = partial(sample_events.impression, NOW)
+click = partial(sample_events.click, NOW)
 
 
 def test_clean_events_of_every_type_get_the_python_validators_record(jvm_vouch):
-    records = [encode(impression()), encode(click()), encode(click(type="add_to_cart", quantity=2)),
+    labelled = impression(query=" Red  Shoes ", items=[
+        {"item_id": "i-1", "position": 1, "price": 10.5, "category": "Shoes & Bags", "brand": "acme"},
+        {"item_id": "i-2", "position": 7, "price": 3, "category": "shoes", "brand": None}])
+    records = [encode(labelled), encode(impression()), encode(click()), encode(click(type="add_to_cart", quantity=2)),
                encode(click(type="purchase", quantity=1.5, request_id="r-1", session_id="s-9")),
                encode({"event_id": "e-3", "type": "search", "ts": NOW, "user_id": "u-2", "request_id": "r-2",
                        "query": ""}),

@@ -565,10 +565,7 @@ public class VouchEvent extends ScalarFunction {
             o.raw("null");
         } else {
             o.raw("{\"item_id\":[");
-            for (int i = 0; i < items; i++) {
-                o.comma(i);
-                o.span(in, itemIdStart[i], itemIdEnd[i]);
-            }
+            stringColumn(itemIdStart, itemIdEnd);
             o.raw("],\"position\":[");
             for (int i = 0; i < items; i++) {
                 o.comma(i);
@@ -580,15 +577,9 @@ public class VouchEvent extends ScalarFunction {
                 o.number(in, priceStart[i], priceEnd[i]);
             }
             o.raw("],\"category\":[");
-            for (int i = 0; i < items; i++) {
-                o.comma(i);
-                o.spanOrNull(in, categoryStart[i], categoryEnd[i]);
-            }
+            stringColumn(categoryStart, categoryEnd);
             o.raw("],\"brand\":[");
-            for (int i = 0; i < items; i++) {
-                o.comma(i);
-                o.spanOrNull(in, brandStart[i], brandEnd[i]);
-            }
+            stringColumn(brandStart, brandEnd);
             o.raw("]}");
         }
         o.raw(",\"item_id\":");
@@ -607,6 +598,14 @@ public class VouchEvent extends ScalarFunction {
         o.digits(eventTime);
         o.raw("}");
         return o.toBytes();
+    }
+
+    /** One string per item, from its span (null where the span starts at -1). */
+    private void stringColumn(int[] from, int[] to) {
+        for (int i = 0; i < items; i++) {
+            out.comma(i);
+            out.spanOrNull(in, from[i], to[i]);
+        }
     }
 
     private void numberOrNull(int key) {
