@@ -253,7 +253,7 @@ def main() -> None:
             # class loading and JIT compilation: untimed, or it would pad t(n) and inflate the rate.
             _flink_run(cfg, small, clean, str(artifacts.connector_jar), mode, exclude)
             for _ in range(repeat):
-                for path, fast_path in paths.items():  # interleaved: both see the same load
+                for path, fast_path in paths.items():  # interleaved: all see the same load
                     for size, topic in (("n", small), ("3n", large)):
                         runs[path][size].append(_flink_run(cfg, topic, clean, str(artifacts.connector_jar), mode,
                                                            exclude, fast_path))

@@ -15,7 +15,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import udfs.validation as validation
+from tests.unit.exact_path import exact_path_only
 from udfs.config import DEFAULT_CONFIG
 from udfs.dlq import decode_dlq_payload, to_dlq_record
 from udfs.reasons import Reason
@@ -134,12 +134,8 @@ def encode(event: dict, ascii_only: bool = True) -> bytes:
 
 def validate_with_stdlib_json_only(raw) -> Verdict:
     """The exact path alone: no msgspec fast path (udfs.fast_path), no orjson parse."""
-    saved = validation._fast_loads, validation._vouch
-    validation._fast_loads = validation._vouch = None
-    try:
+    with exact_path_only():
         return validate(raw, now_ms=NOW_MS, watermark_ms=WATERMARK_MS)
-    finally:
-        validation._fast_loads, validation._vouch = saved
 
 
 def check_total(raw) -> Verdict:

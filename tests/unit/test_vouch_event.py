@@ -22,6 +22,7 @@ import udfs.validation as validation
 from freshrank.datagen import EventGenerator, GeneratorConfig
 from freshrank.jvm_udfs import VOUCH_EVENT_LIMITS
 from tests.unit import sample_events
+from tests.unit.exact_path import exact_path_only
 from tests.unit.sample_events import encode
 from udfs.clean_record import to_clean_record
 from udfs.config import DEFAULT_CONFIG
@@ -55,13 +56,9 @@ def jvm_vouch(jvm_classpath):
 
 def exact_record(raw: bytes, watermark: int | None, config=DEFAULT_CONFIG) -> tuple[int, str] | None:
     """The Python validator's (event_time, clean-topic record), both fast paths off; None if rejected."""
-    saved = validation._vouch, validation._fast_loads
-    validation._vouch = validation._fast_loads = None
-    try:
+    with exact_path_only():
         verdict = validation.validate_columnar(raw, now_ms=int(time.time() * 1000), watermark_ms=watermark,
                                                config=config)
-    finally:
-        validation._vouch, validation._fast_loads = saved
     if not verdict.ok:
         return None
     ts = verdict.event["ts"]
