@@ -22,7 +22,8 @@ PREBUILT_JAR_ENV = "FRESHRANK_UDF_JAR"
 # The SQL name and the class of each JVM function the job's SQL calls.
 JVM_FUNCTIONS = {"sliding_counts": "org.freshrank.udfs.SlidingCounts",
                  "attribute_labels": "org.freshrank.udfs.AttributeLabels",
-                 "vouch_event": "org.freshrank.udfs.VouchEvent"}
+                 "vouch_event": "org.freshrank.udfs.VouchEvent",
+                 "json_record": "org.freshrank.udfs.JsonRecord"}
 # vouch_event's limits (udfs.config.ValidationConfig fields), in the order of its arguments.
 VOUCH_EVENT_LIMITS = ("max_record_bytes", "max_id_len", "max_query_len", "max_string_len", "max_items",
                       "max_position", "min_ts_ms", "max_future_skew_ms", "allowed_lateness_ms")
