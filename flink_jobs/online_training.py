@@ -21,7 +21,8 @@ import sys
 
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
-from pyflink.table import Schema, StreamTableEnvironment
+from pyflink.java_gateway import get_gateway
+from pyflink.table import Schema, StreamTableEnvironment, Table
 from pyflink.table.expressions import col
 
 from flink_jobs.clean_topic import key_lookup_sql, key_sql, partition_keys
@@ -104,12 +105,24 @@ def _materialize(t_env, view: str, name: str) -> None:
     as a plain column and is declared again, with the upstream watermarks (SOURCE_WATERMARK).
     """
     table = t_env.sql_query(f"SELECT *, rowtime AS upstream_rowtime FROM {view}").drop_columns(col("rowtime"))
-    t_env.create_temporary_view(name, t_env.from_data_stream(
-        t_env.to_data_stream(table),
-        Schema.new_builder()
-        .column_by_expression("rowtime", "upstream_rowtime")
-        .watermark("rowtime", "SOURCE_WATERMARK()")
-        .build()))
+    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime"))
+
+
+def _through_datastream(t_env, table, rowtime_expression: str):
+    """`table` through a DataStream and back, with `rowtime` = `rowtime_expression` as its event
+    time and the upstream watermarks.
+
+    The rows cross in Flink's internal format (RowData): PyFlink's to_data_stream would convert
+    every field of every row to a Java object (String, Instant, boxed arrays) and back."""
+    j_table = table._j_table
+    row_data = get_gateway().jvm.org.apache.flink.table.data.RowData._java_lang_class
+    internal_rows = t_env._j_tenv.toDataStream(
+        j_table, j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data))
+    schema = (Schema.new_builder()
+              .column_by_expression("rowtime", rowtime_expression)
+              .watermark("rowtime", "SOURCE_WATERMARK()")
+              .build())
+    return Table(t_env._j_tenv.fromDataStream(internal_rows, schema._j_schema), t_env)
 
 
 def build_pipeline(cfg: FreshrankConfig, env, t_env) -> None:
@@ -201,12 +214,7 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
         "FROM clean_events WHERE event_id IS NOT NULL")  # not the watermark markers
     # Event time keeps the clean source's per-partition, idle-aware watermark, so no event is
     # ever late here.
-    numbered = t_env.from_data_stream(
-        t_env.to_data_stream(numbered),
-        Schema.new_builder()
-        .column_by_expression("rowtime", "CAST(feature_time AS TIMESTAMP_LTZ(3))")
-        .watermark("rowtime", "SOURCE_WATERMARK()")
-        .build())
+    numbered = _through_datastream(t_env, numbered, "CAST(feature_time AS TIMESTAMP_LTZ(3))")
     t_env.create_temporary_view("numbered_events", numbered.drop_columns(col("feature_time")))
     t_env.create_temporary_view("events", t_env.sql_query("SELECT * FROM numbered_events WHERE copy = 1"))
     t_env.create_temporary_function("count_duplicate", count_duplicate_udf())
