@@ -40,13 +40,11 @@ CREATE TABLE duplicates_sink (
   event_id STRING
 ) WITH ('connector' = 'blackhole');
 
+-- The online feature records (08_online_features.sql) come written as JSON by json_record (udfs/jvm/),
+-- like the examples; the sinks add the key.
 CREATE TABLE user_features_sink (
   user_id STRING,
-  ts BIGINT,
-  u_click_5m DOUBLE, u_click_1h DOUBLE, u_click_24h DOUBLE,
-  u_cart_5m DOUBLE, u_cart_1h DOUBLE, u_cart_24h DOUBLE,
-  u_purchase_5m DOUBLE, u_purchase_1h DOUBLE, u_purchase_24h DOUBLE,
-  u_last_category STRING, u_last_category_ts BIGINT
+  `value` STRING
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{topic_features_user}',
@@ -56,14 +54,13 @@ CREATE TABLE user_features_sink (
   'sink.transactional-id-prefix' = '{txn_prefix}-fu',
   'key.format' = 'raw',
   'key.fields' = 'user_id',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL'
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
 );
 
 CREATE TABLE item_features_sink (
   item_id STRING,
-  ts BIGINT,
-  i_impr_1h DOUBLE, i_click_1h DOUBLE, i_ctr_1h DOUBLE
+  `value` STRING
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{topic_features_item}',
@@ -73,18 +70,15 @@ CREATE TABLE item_features_sink (
   'sink.transactional-id-prefix' = '{txn_prefix}-fi',
   'key.format' = 'raw',
   'key.fields' = 'item_id',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL'
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
 );
 
 -- Key: the cleaned query, a tab, the item id (a cleaned query holds no tab: whitespace is
 -- collapsed to single spaces), so serving can split it even for a tombstone.
 CREATE TABLE query_item_features_sink (
   qi_key STRING,
-  `query` STRING,
-  item_id STRING,
-  ts BIGINT,
-  qi_impr_24h DOUBLE, qi_click_24h DOUBLE, qi_ctr_24h DOUBLE
+  `value` STRING
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{topic_features_query_item}',
@@ -94,7 +88,7 @@ CREATE TABLE query_item_features_sink (
   'sink.transactional-id-prefix' = '{txn_prefix}-fqi',
   'key.format' = 'raw',
   'key.fields' = 'qi_key',
-  'value.format' = 'json',
+  'value.format' = 'raw',
   'value.fields-include' = 'EXCEPT_KEY'
 );
 
