@@ -1,5 +1,8 @@
 -- Every sink is transactional: records become visible to read_committed consumers when the
--- checkpoint that covers them completes, so a crash neither loses nor repeats an output.
+-- checkpoint that covers them completes, so a crash neither loses nor repeats an output. The
+-- sinks written once per event or impressed item (online features, examples) batch up to 20 ms
+-- and 512 KB per partition, lz4-compressed: nothing is visible before the commit anyway, and
+-- fewer, larger requests cost the producer and the broker (on the same cores here) less.
 CREATE TABLE dlq_sink (
   `value` STRING
 ) WITH (
@@ -52,6 +55,9 @@ CREATE TABLE user_features_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-fu',
+  'properties.linger.ms' = '20',
+  'properties.batch.size' = '524288',
+  'properties.compression.type' = 'lz4',
   'key.format' = 'raw',
   'key.fields' = 'user_id',
   'value.format' = 'raw',
@@ -68,6 +74,9 @@ CREATE TABLE item_features_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-fi',
+  'properties.linger.ms' = '20',
+  'properties.batch.size' = '524288',
+  'properties.compression.type' = 'lz4',
   'key.format' = 'raw',
   'key.fields' = 'item_id',
   'value.format' = 'raw',
@@ -86,6 +95,9 @@ CREATE TABLE query_item_features_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-fqi',
+  'properties.linger.ms' = '20',
+  'properties.batch.size' = '524288',
+  'properties.compression.type' = 'lz4',
   'key.format' = 'raw',
   'key.fields' = 'qi_key',
   'value.format' = 'raw',
@@ -135,6 +147,9 @@ CREATE TABLE training_examples_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-examples',
+  'properties.linger.ms' = '20',
+  'properties.batch.size' = '524288',
+  'properties.compression.type' = 'lz4',
   'key.format' = 'raw',
   'key.fields' = 'model',
   'value.format' = 'raw',
