@@ -303,12 +303,11 @@ def _free_port() -> int:
 
 
 def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclude_pids: set[int],
-            flink_options: dict[str, str] | None = None, warmup: int = 0) -> dict:
+            flink_options: dict[str, str] | None = None) -> dict:
     records, stats = generate(users, 3 * n)
     with tempfile.TemporaryDirectory(prefix="freshrank-bench-features-") as tmp:
         runs = {}
-        plan = [("warm-up", records[:warmup])] if warmup else []
-        for label, part in plan + [("n", records[:n]), ("3n", records)]:
+        for label, part in (("n", records[:n]), ("3n", records)):
             run_id = uuid.uuid4().hex[:8]
             cfg = run_config(base, run_id, Path(tmp) / run_id)
             create_topics(cfg, log=lambda *_: None)
@@ -324,7 +323,6 @@ def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclu
                   f"({run['processing_cpu_seconds']:.0f} CPU s); {run['examples']:,} examples, "
                   f"{len(run['checkpoints'])} checkpoints", flush=True)
             runs[label] = run
-    warm = runs.pop("warm-up", None)
     small, large = runs["n"], runs["3n"]
     # From the first event out of the source to the end of the job: deployment and the Python
     # worker's start are outside it; the end of input (every window closes) and the final
@@ -334,8 +332,7 @@ def measure(base: FreshrankConfig, connector_jar: str, users: int, n: int, exclu
     checkpoints = sorted(large["checkpoints"].values(), key=lambda c: c["id"])
     biggest = max(checkpoints, key=lambda c: c["state_bytes"]) if checkpoints else None
     return {
-        "users": users, "n": n, "warmup_events": warmup, "generator": stats,
-        "warmup_run": warm and {k: v for k, v in warm.items() if k not in ("checkpoints", "busy")},
+        "users": users, "n": n, "generator": stats,
         # None when the 3n run took no longer than the n run: the machine's load swung between them.
         "examples_per_s": (large["examples"] - small["examples"]) / seconds if seconds > 0 else None,
         "events_per_s": 2 * n / seconds if seconds > 0 else None,
@@ -356,14 +353,11 @@ def main() -> None:
     args = parse_args("features", __doc__, [
         ("--users", {"type": int, "default": 1_000_000, "help": "user id space (default 1,000,000)"}),
         ("--events", {"type": int, "default": None, "help": "n, events of the short run (default 15,000; --quick 4,000)"}),
-        ("--warmup", {"type": int, "default": None,
-                      "help": "events of an untimed first run in the same JVM (default n; 0: none)"}),
         ("--flink", {"action": "append", "default": [], "metavar": "KEY=VALUE",
                      "help": "a Flink option on top of the job's own (repeatable), to compare settings"})])
     flink_options = dict(option.split("=", 1) for option in args.flink)
     base = load_config()
     n = args.events or (4_000 if args.quick else 15_000)
-    warmup = n if args.warmup is None else args.warmup
     artifacts = ensure_artifacts(base.stack)
     broker = KafkaBroker(base.stack, artifacts)
     started_here = broker.pid() is None
@@ -372,7 +366,7 @@ def main() -> None:
     try:
         figures = measure(base, str(artifacts.connector_jar), args.users, n,
                           exclude_pids={pid for pid in [broker.pid()] if pid and started_here},
-                          flink_options=flink_options, warmup=warmup)
+                          flink_options=flink_options)
     finally:
         if started_here:
             broker.stop()
@@ -399,8 +393,7 @@ def main() -> None:
         ("users (id space) / seen in 3n", f"{figures['users']:,} / {gen['distinct_users']:,} "
                                           f"({gen['n_items_initial']:,} items at the start)"),
         ("events, n and 3n", f"{figures['n']:,} and {3 * figures['n']:,} "
-                             f"({gen['event_time_span_s'] / 60:.0f} min of event time in 3n)"
-                             + (f", after an untimed warm-up run of {warmup:,}" if warmup else ", no warm-up run")),
+                             f"({gen['event_time_span_s'] / 60:.0f} min of event time in 3n)"),
         ("state backend, object reuse, extra Flink options", f"{state_backend}, {object_reuse}, "
                                                + (", ".join(f"{k}={v}" for k, v in flink_options.items()) or "none")),
         ("examples per event", f"{figures['examples_per_event']:.2f}"),
