@@ -219,8 +219,9 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     t_env.create_temporary_view("events", t_env.sql_query("SELECT * FROM numbered_events WHERE copy = 1"))
     t_env.create_temporary_function("count_duplicate", count_duplicate_udf())
 
-    # 2. Features and the label join (SQL in flink_jobs/sql/). The feature views feed both the
-    # online-feature sinks and the label join; each is computed once (see _materialize).
+    # 2. Features and the label joins (SQL in flink_jobs/sql/). The feature views feed both the
+    # online-feature sinks and the label join, the click join both the examples and the purchase
+    # join; each is computed once (see _materialize).
     _run_sql(t_env, cfg, "03_user_features.sql")
     _materialize(t_env, "user_features_computed", "user_features")
     _run_sql(t_env, cfg, "04_attribution.sql")
@@ -228,6 +229,7 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     _run_sql(t_env, cfg, "05_item_features.sql")
     _materialize(t_env, "item_features_computed", "item_features")
     _run_sql(t_env, cfg, "06_labels.sql")
+    _materialize(t_env, "labelled_impressions_computed", "labelled_impressions")
     _run_sql(t_env, cfg, "07_examples.sql")
 
     sinks.add_insert_sql("INSERT INTO duplicates_sink SELECT count_duplicate(event_id) FROM numbered_events WHERE copy > 1")

@@ -1,7 +1,34 @@
+-- The examples: one per impressed item (labelled_impressions, 06_labels.sql), and the purchase
+-- corrections.
+CREATE TEMPORARY VIEW click_examples AS
+SELECT *, 0 AS purchase, 'impression' AS kind FROM labelled_impressions;
+
+-- Delayed feedback (fake negative + positive correction, Ktena et al. 2019): the example above
+-- carries purchase = 0; a purchase inside the purchase window emits a correction copy with
+-- purchase = 1 at once, instead of holding every example for 24 h. The trainer weighs both.
+-- A purchase is a post-click conversion: it corrects the example of the impression it belongs to
+-- only when that example was clicked. So this join keeps the clicked examples for the purchase
+-- window, not every impressed item: at steady state, by far the largest state of the job.
+-- (The clicked rows reach it when their click arrives, behind the watermark by up to the click
+-- window; the click join holds its output watermark back by as much, so none is late here.)
+CREATE TEMPORARY VIEW purchase_corrections AS
+SELECT f.*, 1 AS purchase, 'purchase_correction' AS kind
+FROM labelled_impressions f
+JOIN purchases p
+  ON f.request_id = p.request_id AND f.item_id = p.item_id
+  AND p.rowtime BETWEEN f.rowtime AND f.rowtime + INTERVAL '{purchase_window}' DAY TO SECOND(3)
+WHERE f.click = 1;
+
+CREATE TEMPORARY VIEW training_examples AS
+SELECT * FROM click_examples
+UNION ALL
+SELECT * FROM purchase_corrections;
+
 -- Training examples as JSON objects (the contract in docs/contracts.md), written by json_record
 -- (udfs/jvm/): Flink's JSON_OBJECT builds a Jackson tree per row and was a third of the label
 -- joins' thread. They are written after the joins: the joins keep the impression rows in state
--- (the purchase join for 24 h), and a binary row is smaller than its JSON text with the names.
+-- (the purchase join the clicked ones for 24 h), and a binary row is smaller than its JSON text
+-- with the names.
 CREATE TEMPORARY VIEW example_json AS
 SELECT '{model_name}' AS model,
   json_record(

@@ -215,6 +215,10 @@ def step1() -> Stream:
     s.click(0, a + 3 * SECOND, "u-both", "i-both", "r-both1")
     s.click(0, a + 4 * SECOND, "u-both", "i-both", "r-both1")  # a double click: still one positive
     s.purchase(0, a + 20 * SECOND, "u-both", "i-both", request="r-both1")
+    # A purchase through an impression that was never clicked: a purchase is a post-click
+    # conversion, so it corrects no example.
+    s.impression(0, a, "u-noclick", "e-noclick", "r-noclick", ["i-noclick"])
+    s.purchase(0, a + 20 * SECOND, "u-noclick", "i-noclick", request="r-noclick")
 
     # --- Out of order within the watermark delay (5 s), produced in this order. --------------
     s3 = T_OOO
@@ -322,9 +326,15 @@ def click_label(events: list[dict], impression: dict, item: dict) -> int:
     return int(f"{impression['event_id']}:{item['position']}" in labelled(events, "click"))
 
 
+def corrected(events: list[dict]) -> set[str]:
+    """Example ids that get a purchase correction: a purchase is attributed to them and they were
+    clicked (a purchase is a post-click conversion, docs/design.md)."""
+    return labelled(events, "purchase") & labelled(events, "click")
+
+
 def expected_example_ids(events: list[dict]) -> set[str]:
     return {f"{e['event_id']}:{i['position']}" for e in events if e["type"] == "impression"
-            for i in e["items"]} | {f"{ex}:purchase_correction" for ex in labelled(events, "purchase")}
+            for i in e["items"]} | {f"{ex}:purchase_correction" for ex in corrected(events)}
 
 
 def query_item_rows(events: list[dict]) -> list[tuple[str, str, int, str]]:
@@ -759,7 +769,7 @@ def test_out_of_order_late_events_and_an_idle_partition(run):
                 state = query_item_state(qi_rows, e["query"], item["item_id"], e["ts"], strictly_before=True)
                 assert example["qi_ctr_24h"] == state["qi_ctr_24h"], (e["event_id"], item["item_id"])
     corrections = {k.removesuffix(":purchase_correction") for k in run.examples if k.endswith(":purchase_correction")}
-    assert corrections == labelled(run.events, "purchase")
+    assert corrections == corrected(run.events)
 
     # More than the allowed lateness (1 h) behind the watermark: dead-lettered, LATE_TS.
     assert len(run.dead_letters) == 1, run.dead_letters
@@ -802,6 +812,8 @@ def test_labels_without_request_id_go_to_the_users_latest_impression_of_the_item
     assert len(run.examples["e-both1:1"]) == 1  # its double click (+4 s) made no second positive
     assert labels("e-both1:1:purchase_correction") == (1, 1, "purchase_correction")
     assert labels("e-both2:1") == (0, 0, "impression")
+    # A purchase of an impression never clicked: its example stays as it left, with no correction.
+    assert labels("e-noclick:1") == (0, 0, "impression")
     corrections = {k for k in run.examples if k.endswith(":purchase_correction")}
     assert corrections == {"e-anon1:2:purchase_correction", "e-both1:1:purchase_correction"}
     # The attributed click without request_id also counts for the (query, item) pair, at its own

@@ -102,7 +102,7 @@ def expected_examples(events: list[dict]) -> tuple[Counter, int]:
     expected: Counter = Counter()
     for example_id in shown:
         expected[(example_id, 1 if clicks[example_id] else 0, 0)] += 1
-        if purchases[example_id]:
+        if purchases[example_id] and clicks[example_id]:  # a purchase corrects a clicked example
             expected[(f"{example_id}:purchase_correction", 1, 1)] += 1
     return expected, by_fallback
 
@@ -161,7 +161,7 @@ def test_records_accounted_for_and_version_published(stack, flink, monkeypatch):
     assert metrics["events_in"] - 1 == unique + metrics["events_duplicate"] + metrics["events_dead_lettered"]
 
     # Examples: every impressed item exactly once, with the labels of the attribution rule
-    # (clicks without request_id included), and one purchase correction at most.
+    # (clicks without request_id included), and one purchase correction at most, of a clicked one.
     total = sum(expected.values())
     wait_for(lambda: (c := count_records(bootstrap, topics.training_examples)) >= total and c,
              420, f"{total} training examples")
