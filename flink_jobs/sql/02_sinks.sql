@@ -1,8 +1,7 @@
 -- Every sink is transactional: records become visible to read_committed consumers when the
 -- checkpoint that covers them completes, so a crash neither loses nor repeats an output. The
--- sinks written once per event or impressed item (online features, examples) batch up to 20 ms
--- and 512 KB per partition, lz4-compressed: nothing is visible before the commit anyway, and
--- fewer, larger requests cost the producer and the broker (on the same cores here) less.
+-- sinks written once per event or impressed item batch their records ({{batched_producer}}:
+-- flink_jobs/sql_files.py BATCHED_PRODUCER).
 CREATE TABLE dlq_sink (
   `value` STRING
 ) WITH (
@@ -29,9 +28,7 @@ CREATE TABLE clean_events_sink (
   'topic' = '{topic_events_clean}',
   'properties.bootstrap.servers' = '{bootstrap}',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '20',
-  'properties.batch.size' = '524288',
-  'properties.compression.type' = 'lz4',
+  {batched_producer}
   'key.format' = 'raw',
   'key.fields' = 'k',
   'value.format' = 'raw',
@@ -55,9 +52,7 @@ CREATE TABLE user_features_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-fu',
-  'properties.linger.ms' = '20',
-  'properties.batch.size' = '524288',
-  'properties.compression.type' = 'lz4',
+  {batched_producer}
   'key.format' = 'raw',
   'key.fields' = 'user_id',
   'value.format' = 'raw',
@@ -74,9 +69,7 @@ CREATE TABLE item_features_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-fi',
-  'properties.linger.ms' = '20',
-  'properties.batch.size' = '524288',
-  'properties.compression.type' = 'lz4',
+  {batched_producer}
   'key.format' = 'raw',
   'key.fields' = 'item_id',
   'value.format' = 'raw',
@@ -95,9 +88,7 @@ CREATE TABLE query_item_features_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-fqi',
-  'properties.linger.ms' = '20',
-  'properties.batch.size' = '524288',
-  'properties.compression.type' = 'lz4',
+  {batched_producer}
   'key.format' = 'raw',
   'key.fields' = 'qi_key',
   'value.format' = 'raw',
@@ -147,9 +138,7 @@ CREATE TABLE training_examples_sink (
   'properties.transaction.timeout.ms' = '{transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{txn_prefix}-examples',
-  'properties.linger.ms' = '20',
-  'properties.batch.size' = '524288',
-  'properties.compression.type' = 'lz4',
+  {batched_producer}
   'key.format' = 'raw',
   'key.fields' = 'model',
   'value.format' = 'raw',

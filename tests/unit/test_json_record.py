@@ -1,5 +1,6 @@
-"""json_record (udfs/jvm/.../JsonRecord.java), which writes the training examples: its text is strict
-JSON that reads back as exactly the names and values it was given, in their order.
+"""json_record (udfs/jvm/.../JsonRecord.java), which writes the training examples and the online
+feature records: its text is strict JSON that reads back as exactly the names and values it was
+given, in their order.
 
 The function runs in a JVM on argument lists written to it by tests/jvm/.../JsonRecordRun.java.
 """
