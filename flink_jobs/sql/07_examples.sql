@@ -11,11 +11,12 @@ SELECT *, 0 AS purchase, 'impression' AS kind FROM labelled_impressions;
 -- window, not every impressed item: at steady state, by far the largest state of the job.
 -- (The clicked rows reach it when their click arrives, behind the watermark by up to the click
 -- window; the click join holds its output watermark back by as much, so none is late here.)
+-- Keyed by the request alone, as the click join (06_labels.sql).
 CREATE TEMPORARY VIEW purchase_corrections AS
 SELECT f.*, 1 AS purchase, 'purchase_correction' AS kind
 FROM labelled_impressions f
 JOIN purchases p
-  ON f.request_id = p.request_id AND f.item_id = p.item_id
+  ON f.request_id = p.request_id AND f.item_id >= p.item_id AND f.item_id <= p.item_id
   AND p.rowtime BETWEEN f.rowtime AND f.rowtime + INTERVAL '{purchase_window}' DAY TO SECOND(3)
 WHERE f.click = 1;
 
