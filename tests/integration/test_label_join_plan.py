@@ -22,12 +22,11 @@ def plans():
     """The optimized plans of the click join (materialized on its own) and of the statement set
     that holds the purchase join."""
     from flink_jobs import online_training as job
-    from flink_jobs.sql_files import statements
 
     cfg = load_config()
     env, t_env = job.build_environment(cfg, str(ensure_artifacts(cfg.stack, log=lambda *_: None).connector_jar))
-    for stmt in [*statements("01_source.sql", cfg), *statements("02_sinks.sql", cfg)]:
-        t_env.execute_sql(stmt)
+    job._run_sql(t_env, cfg, "01_source.sql")
+    job._run_sql(t_env, cfg, "02_sinks.sql")
     sinks = t_env.create_statement_set()
     job.add_features(cfg, t_env, sinks)
     return {"click": t_env.sql_query("SELECT * FROM labelled_impressions_computed").explain(),
