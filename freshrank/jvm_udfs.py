@@ -21,6 +21,7 @@ SOURCE_DIR = REPO_ROOT / "udfs" / "jvm"
 PREBUILT_JAR_ENV = "FRESHRANK_UDF_JAR"
 # The SQL name and the class of each JVM function the job's SQL calls.
 JVM_FUNCTIONS = {"sliding_counts": "org.freshrank.udfs.SlidingCounts",
+                 "sliding_counts_by": "org.freshrank.udfs.SlidingCountsBy",
                  "attribute_labels": "org.freshrank.udfs.AttributeLabels",
                  "vouch_event": "org.freshrank.udfs.VouchEvent",
                  "json_record": "org.freshrank.udfs.JsonRecord"}

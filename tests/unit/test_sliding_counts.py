@@ -1,4 +1,4 @@
-"""The feature SQL's JVM aggregates (udfs/jvm/: sliding_counts, attribute_labels): built by
+"""The feature SQL's JVM aggregates (udfs/jvm/: sliding_counts, sliding_counts_by, attribute_labels): built by
 freshrank.jvm_udfs and checked against brute-force definitions by tests/jvm/ (random streams,
 serializer round trips). The SQL that calls them runs in tests/integration/test_features.py."""
 from __future__ import annotations
@@ -46,3 +46,8 @@ def test_sliding_counts_match_a_brute_force_count(checks):
 
 def test_attribute_labels_match_a_brute_force_search(checks):
     assert checks("AttributeLabelsCheck", "3000", "11") > 50_000  # every label of 3,000 random streams
+
+
+def test_sliding_counts_by_match_a_brute_force_count_per_sub_key(checks):
+    # every sub-key of every millisecond of 2,000 random streams; idle sub-keys swept
+    assert checks("SlidingCountsByCheck", "2000", "5") > 50_000

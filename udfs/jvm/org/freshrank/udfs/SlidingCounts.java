@@ -52,7 +52,12 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
         return acc.counts();
     }
 
-    /** The accumulator: (time, kind) of counted events in time order, a run per window. */
+    /**
+     * The accumulator: (time, kind) of counted events in time order, a run per window. The class
+     * carries its type (RAW, with WindowSerializer) for where it is a value in a map: sliding_counts_by
+     * keeps one per sub-key in a MapView.
+     */
+    @DataTypeHint(value = "RAW", bridgedTo = Window.class, rawSerializer = WindowSerializer.class)
     public static final class Window {
         int kinds;
         long[] windowMs;
