@@ -96,7 +96,7 @@ def _run_sql(t_env, cfg: FreshrankConfig, name: str) -> None:
         t_env.execute_sql(stmt)
 
 
-def _materialize(t_env, view: str, name: str) -> None:
+def _materialize(t_env, view: str, name: str, own_task: bool = False) -> None:
     """Register `view` as `name`, computed once however many queries read it.
 
     The planner optimises each DataStream conversion and the statement set separately, and it
@@ -105,10 +105,10 @@ def _materialize(t_env, view: str, name: str) -> None:
     as a plain column and is declared again, with the upstream watermarks (SOURCE_WATERMARK).
     """
     table = t_env.sql_query(f"SELECT *, rowtime AS upstream_rowtime FROM {view}").drop_columns(col("rowtime"))
-    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime"))
+    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime", own_task))
 
 
-def _through_datastream(t_env, table, rowtime_expression: str):
+def _through_datastream(t_env, table, rowtime_expression: str, own_task: bool = False):
     """`table` through a DataStream and back, with `rowtime` = `rowtime_expression` as its event
     time and the upstream watermarks.
 
@@ -118,6 +118,10 @@ def _through_datastream(t_env, table, rowtime_expression: str):
     row_data = get_gateway().jvm.org.apache.flink.table.data.RowData._java_lang_class
     internal_rows = t_env._j_tenv.toDataStream(
         j_table, j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data))
+    if own_task:
+        # Readers in a task (thread) of their own: a rescale edge is not chained, and between equal
+        # parallelisms it links subtask i to subtask i only, so each key's rows keep their order.
+        internal_rows = internal_rows.rescale()
     schema = (Schema.new_builder()
               .column_by_expression("rowtime", rowtime_expression)
               .watermark("rowtime", "SOURCE_WATERMARK()")
@@ -227,7 +231,9 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     _run_sql(t_env, cfg, "04_attribution.sql")
     _materialize(t_env, "attributed_labels_computed", "attributed_labels")
     _run_sql(t_env, cfg, "05_item_features.sql")
-    _materialize(t_env, "item_features_computed", "item_features")
+    # The item window's thread is the job's busiest: the online records and the label join's
+    # input are written by a task of their own.
+    _materialize(t_env, "item_features_computed", "item_features", own_task=True)
     _run_sql(t_env, cfg, "06_labels.sql")
     _materialize(t_env, "labelled_impressions_computed", "labelled_impressions")
     _run_sql(t_env, cfg, "07_examples.sql")
