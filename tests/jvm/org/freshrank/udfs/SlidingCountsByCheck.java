@@ -70,7 +70,7 @@ public final class SlidingCountsByCheck {
                             + ", expected " + atTime);
                 }
                 for (String subKey : atTime) {
-                    Double[] expected = bruteForce(seen.getOrDefault(subKey, List.of()), time, kinds, windows);
+                    Double[] expected = SlidingCountsCheck.bruteForce(seen.getOrDefault(subKey, List.of()), time, kinds, windows);
                     if (!Arrays.equals(expected, actual.get(subKey))) {
                         throw new AssertionError("stream " + s + " at " + time + ", " + subKey + ": expected "
                                 + Arrays.toString(expected) + ", got " + Arrays.toString(actual.get(subKey)));
@@ -92,22 +92,5 @@ public final class SlidingCountsByCheck {
             }
         }
         System.out.println("checked " + checked);
-    }
-
-    private static Double[] bruteForce(List<long[]> seen, long now, int kinds, Long[] windows) {
-        Double[] out = new Double[windows.length * kinds + kinds];
-        Arrays.fill(out, 0.0);
-        for (long[] event : seen) {
-            int kind = (int) event[1];
-            for (int w = 0; w < windows.length; w++) {
-                if (event[0] >= now - windows[w] && event[0] < now) {
-                    out[w * kinds + kind] += 1.0;
-                }
-            }
-            if (event[0] == now) {
-                out[windows.length * kinds + kind] += 1.0;
-            }
-        }
-        return out;
     }
 }

@@ -51,7 +51,8 @@ public final class SlidingCountsCheck {
         System.out.println("checked " + checked);
     }
 
-    private static Double[] bruteForce(List<long[]> seen, long now, int kinds, Long[] windows) {
+    /** The counts sliding_counts must return at `now` for the counted events `seen` (time, kind). */
+    static Double[] bruteForce(List<long[]> seen, long now, int kinds, Long[] windows) {
         Double[] out = new Double[windows.length * kinds + kinds];
         Arrays.fill(out, 0.0);
         for (long[] event : seen) {
