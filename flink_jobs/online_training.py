@@ -231,8 +231,8 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     _run_sql(t_env, cfg, "04_attribution.sql")
     _materialize(t_env, "attributed_labels_computed", "attributed_labels")
     _run_sql(t_env, cfg, "05_item_features.sql")
-    # The item window's thread is the job's busiest: the online records and the label join's
-    # input are written by a task of their own.
+    # The item view's readers (the online item and (query, item) records, the label join's input)
+    # run in a task of their own: in the item window's thread they made it the job's busiest.
     _materialize(t_env, "item_features_computed", "item_features", own_task=True)
     _run_sql(t_env, cfg, "06_labels.sql")
     _materialize(t_env, "labelled_impressions_computed", "labelled_impressions")

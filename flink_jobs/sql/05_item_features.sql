@@ -32,6 +32,7 @@ FROM attributed_labels WHERE type = 'click';
 -- window (one per query), not keys of a window of their own, where nearly every impressed pair was
 -- a new key with its own buffer, timer and cleanup time, and every row a shuffle of its own.
 -- A row with a null query (a click attributed to no impression) counts for its item only.
+-- Smoothed CTR: (clicks + a) / (impressions + a + b), a Beta(a, b) prior with mean a/(a+b).
 CREATE TEMPORARY VIEW item_features_computed AS
 SELECT event_id, rowtime, ts, user_id, request_id, query, device, platform, item_id, `position`, price,
   category, brand, u_click_5m, u_click_1h, u_click_24h, u_cart_5m, u_cart_1h, u_cart_24h,

@@ -23,7 +23,7 @@ import java.util.Map;
  * (query, item). Nearly every impressed (query, item) pair is a new key there, and each key costs
  * Flink's OVER operator its own buffer, accumulator, timer and cleanup time, and the rows a
  * shuffle of their own. Partitioned by item, the pairs become entries of a state-backed map inside
- * the item window: one lookup per row, no shuffle. The map is a {@link MapView}, so RocksDB reads
+ * the item window: one map entry read and written per row, no shuffle. The map is a {@link MapView}, so RocksDB reads
  * and writes only the row's own pair, not every pair of the item.
  *
  * <p>A sub-key whose window has emptied is dropped when the partition's time has moved one longest
