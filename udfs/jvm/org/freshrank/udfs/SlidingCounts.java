@@ -5,7 +5,6 @@ import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
 import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.annotation.FunctionHint;
 import org.apache.flink.table.functions.AggregateFunction;
 
 import java.io.IOException;
@@ -30,8 +29,6 @@ import java.util.Arrays;
  * events inside the longest window, and each window's start moves forward once per event:
  * constant time per event, 9 bytes per counted event in memory, about 2 in a checkpoint.
  */
-@FunctionHint(accumulator = @DataTypeHint(value = "RAW", bridgedTo = SlidingCounts.Window.class,
-        rawSerializer = SlidingCounts.WindowSerializer.class))
 public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Window> {
 
     @Override
@@ -54,8 +51,8 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
 
     /**
      * The accumulator: (time, kind) of counted events in time order, a run per window. The class
-     * carries its type (RAW, with WindowSerializer) for where it is a value in a map: sliding_counts_by
-     * keeps one per sub-key in a MapView.
+     * carries its type (RAW, with WindowSerializer) wherever it is used: as sliding_counts'
+     * accumulator, and as a value in sliding_counts_by's MapView.
      */
     @DataTypeHint(value = "RAW", bridgedTo = Window.class, rawSerializer = WindowSerializer.class)
     public static final class Window {
