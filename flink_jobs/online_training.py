@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+from pathlib import Path
 
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
@@ -29,6 +30,7 @@ from flink_jobs.clean_topic import key_lookup_sql, key_sql, partition_keys
 from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
+from freshrank import flink_lib
 from freshrank.config import JOB_STAGES, FreshrankConfig, load_config
 from freshrank.jvm_udfs import JVM_FUNCTIONS, udf_jar, vouch_event_sql
 
@@ -44,9 +46,12 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
                         extra: dict[str, str] | None = None) -> Configuration:
     """The job's Flink settings; `extra` (Flink option -> value) is applied last (benchmarks)."""
     job = cfg.job
-    conf = Configuration()
-    if connector_jar:
-        conf.set_string("pipeline.jars", f"file://{connector_jar}")
+    job_jars = [Path(connector_jar)] if connector_jar else []
+    flink_lib.prefer_for_local_jvm(cfg.stack.cache_path(), [*job_jars, udf_jar(cfg.stack.cache_path())])
+    conf = Configuration()  # starts PyFlink's JVM in a local run
+    shipped = [jar.resolve().as_uri() for jar in job_jars if not on_jvm_class_path(jar)]
+    if shipped:
+        conf.set_string("pipeline.jars", ";".join(shipped))
     conf.set_string("pipeline.name", job_name(cfg))
     conf.set_string("python.executable", job.python_executable or sys.executable)
     for key, value in python_options().items():  # Arrow batches and bundles for the validation function
@@ -70,6 +75,11 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
     return conf
 
 
+def on_jvm_class_path(jar: Path) -> bool:
+    """Whether the JVM that plans the job (PyFlink's own, or `flink run`'s) has `jar` on its class path."""
+    return flink_lib.on_class_path(jar, get_gateway().jvm.java.lang.System.getProperty("java.class.path"))
+
+
 def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None, extra: dict[str, str] | None = None):
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(cfg, connector_jar, extra))
     env.set_parallelism(cfg.job.parallelism)
@@ -85,8 +95,11 @@ def build_environment(cfg: FreshrankConfig, connector_jar: str | None = None, ex
 
 
 def add_jvm_functions(cfg: FreshrankConfig, env, t_env) -> None:
-    """The job's JVM functions (udfs/jvm/), built once into the stack's cache, under their SQL names."""
-    env.add_jars(udf_jar(cfg.stack.cache_path()).as_uri())
+    """The job's JVM functions (udfs/jvm/), built once into the stack's cache, under their SQL names;
+    their jar is shipped with the job unless the JVM has it on its class path."""
+    jar = udf_jar(cfg.stack.cache_path())
+    if not on_jvm_class_path(jar):
+        env.add_jars(jar.as_uri())
     for name, java_class in JVM_FUNCTIONS.items():
         t_env.create_java_temporary_function(name, java_class)
 
@@ -267,7 +280,7 @@ def _add_training_stage(cfg: FreshrankConfig, t_env, sinks) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="freshrank online-training job")
     parser.add_argument("--config", help="TOML config file")
-    parser.add_argument("--connector-jar", help="flink-sql-connector-kafka jar (not needed under `flink run -j`)")
+    parser.add_argument("--connector-jar", help="flink-sql-connector-kafka jar (not needed under `flink run`: the cluster's lib/ holds it)")
     parser.add_argument("--stages", choices=JOB_STAGES, help="override job.stages for this submission")
     args, _ = parser.parse_known_args(argv)
     cfg = load_config(args.config)

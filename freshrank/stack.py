@@ -19,7 +19,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from freshrank import flink_lib
 from freshrank.config import REPO_ROOT, FreshrankConfig, StackConfig
+from freshrank.jvm_udfs import udf_jar
 
 CHECKSUMS_FILE = REPO_ROOT / "stack" / "checksums.sha256"
 
@@ -376,11 +378,14 @@ class FlinkCluster:
         self.conf_dir = self.dir / "conf"
         self.pid_dir = self.dir / "pids"
         self.log_dir = self.dir / "log"
+        self.lib_dir = self.dir / "lib"  # PyFlink's jars, the Kafka connector and the JVM functions
 
     def env(self) -> dict:
         env = dict(os.environ)
         env.update(FLINK_CONF_DIR=str(self.conf_dir), FLINK_LOG_DIR=str(self.log_dir),
                    FLINK_PID_DIR=str(self.pid_dir), FLINK_HOME=str(flink_home()))
+        # The cluster and `flink run` share one lib/, so the client sees the jars the cluster has.
+        env["FLINK_LIB_DIR"] = str(self.lib_dir if self.lib_dir.is_dir() else flink_home() / "lib")
         # The TaskManager starts Python workers; they must find our packages and the venv's torch.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         return env
@@ -463,6 +468,9 @@ restart-strategy:
                            (self.cfg.stack.flink_rest_port + 42, "Flink JobManager RPC")):
             _require_free(port, what)
         self._write_conf()
+        # In lib/, the jobs share one copy of the connector's and the functions' classes (freshrank.flink_lib).
+        flink_lib.compose(self.lib_dir, [ensure_artifacts(self.cfg.stack, log).connector_jar,
+                                         udf_jar(self.cfg.stack.cache_path())])
         self.log_dir.mkdir(parents=True, exist_ok=True)
         bin_dir = flink_home() / "bin"
         for script in ("jobmanager.sh", "taskmanager.sh"):
@@ -512,10 +520,11 @@ restart-strategy:
         """Submit the PyFlink job detached; returns the Flink job id."""
         artifacts = ensure_artifacts(self.cfg.stack, log)
         python = self.cfg.job.python_executable or sys.executable
+        # A cluster started before its lib/ held the connector gets it with the job.
+        ship = [] if (self.lib_dir / artifacts.connector_jar.name).exists() else ["-j", str(artifacts.connector_jar)]
         cmd = ["bash", str(flink_home() / "bin" / "flink"), "run", "-d",
                "-m", f"localhost:{self.cfg.stack.flink_rest_port}",
-               "-pyexec", python, "-pyclientexec", python,
-               "-j", str(artifacts.connector_jar),
+               "-pyexec", python, "-pyclientexec", python, *ship,
                "-pym", "flink_jobs.online_training", *job_args]
         proc = subprocess.run(cmd, env=self.env(), capture_output=True, text=True, cwd=REPO_ROOT)
         out = proc.stdout + proc.stderr
