@@ -24,7 +24,7 @@ On this shared 2-core machine one pair's figure swings by 2x and more (the diffe
 wall times), so the bench runs three pairs of 60,000 and 180,000 events and reports the median of
 each figure (`--pairs`, `--events`; `--quick`: one pair of 4,000 and 12,000). Runs of 15,000 and
 45,000 events, the default until 2026-11-30, ended while the JIT compiler still took half a core
-or more: every job compiles its own generated code, so their figure was mostly warm-up.
+or more: every job compiles its own generated code, so they measured a warming JVM.
 
 Examples are counted on the examples topic (read_committed) after each run. The state size comes
 from Flink's checkpoint statistics (REST /jobs/<id>/checkpoints), polled during the 3n run: the

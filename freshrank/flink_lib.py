@@ -3,7 +3,7 @@ functions), so that a JVM started on it loads them once, on its class path.
 
 A jar shipped with a job instead (pipeline.jars, `flink run -j`) is loaded by that job's own class
 loader: every job gets classes of its own, and the JIT compiler compiles the Kafka client, the
-connector and the functions again for each (bench.features: 0.75x CPU per event with the jars in
+connector and the functions again for each (bench.features: 0.79x CPU per event with the jars in
 lib/). Flink's docs put connectors in lib/, and so does the container image (k8s/Dockerfile).
 Shipping stays the fallback: a jar is shipped with the job when that very file is not on the class
 path of the JVM that plans it (a JVM started before, a cluster started with an older build of the
