@@ -3,6 +3,7 @@ package org.freshrank.udfs;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,12 +27,8 @@ public final class SlidingCountsByCheck {
         long checked = 0;
         for (int s = 0; s < streams; s++) {
             int kinds = 1 + random.nextInt(3);
-            Long[] windows = new Long[1 + random.nextInt(3)];
-            long longest = 0;
-            for (int w = 0; w < windows.length; w++) {
-                windows[w] = 1L + random.nextInt(50);
-                longest = Math.max(longest, windows[w]);
-            }
+            Long[] windows = SlidingCountsCheck.randomWindows(random);
+            long longest = Collections.max(Arrays.asList(windows));
             String[] subKeys = new String[1 + random.nextInt(5)];
             for (int k = 0; k < subKeys.length; k++) {
                 subKeys[k] = "q" + k;

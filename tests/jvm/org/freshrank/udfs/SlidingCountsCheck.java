@@ -20,10 +20,7 @@ public final class SlidingCountsCheck {
         long checked = 0;
         for (int s = 0; s < streams; s++) {
             int kinds = 1 + random.nextInt(3);
-            Long[] windows = new Long[1 + random.nextInt(3)];
-            for (int w = 0; w < windows.length; w++) {
-                windows[w] = 1L + random.nextInt(50);
-            }
+            Long[] windows = randomWindows(random);
             SlidingCounts.Window acc = function.createAccumulator();
             List<long[]> seen = new ArrayList<>();  // (time, kind) of counted events
             long time = random.nextInt(1000);
@@ -49,6 +46,15 @@ public final class SlidingCountsCheck {
             }
         }
         System.out.println("checked " + checked);
+    }
+
+    /** One to three window lengths of 1 to 50 ms, the shapes every sliding_counts check draws. */
+    static Long[] randomWindows(Random random) {
+        Long[] windows = new Long[1 + random.nextInt(3)];
+        for (int w = 0; w < windows.length; w++) {
+            windows[w] = 1L + random.nextInt(50);
+        }
+        return windows;
     }
 
     /** The counts sliding_counts must return at `now` for the counted events `seen` (time, kind). */
