@@ -27,7 +27,7 @@ from pyflink.table import Schema, StreamTableEnvironment, Table
 from pyflink.table.expressions import col
 
 from flink_jobs.clean_topic import key_lookup_sql, key_sql, partition_keys
-from flink_jobs.sql_files import LONGEST_FEATURE_WINDOW_MS, statements
+from flink_jobs.sql_files import FEATURE_WINDOWS_MS, LONGEST_FEATURE_WINDOW_MS, statements
 from flink_jobs.training_operator import DELTAS_TAG, LEDGER_TAG, TrainingOperator, key_of_delta
 from flink_jobs.validation_udf import count_duplicate_udf, python_options, validate_event_udf
 from freshrank import flink_lib
@@ -109,7 +109,7 @@ def _run_sql(t_env, cfg: FreshrankConfig, name: str) -> None:
         t_env.execute_sql(stmt)
 
 
-def _materialize(t_env, view: str, name: str, own_task: bool = False) -> None:
+def _materialize(t_env, view: str, name: str) -> None:
     """Register `view` as `name`, computed once however many queries read it.
 
     The planner optimises each DataStream conversion and the statement set separately, and it
@@ -118,12 +118,28 @@ def _materialize(t_env, view: str, name: str, own_task: bool = False) -> None:
     as a plain column and is declared again, with the upstream watermarks (SOURCE_WATERMARK).
     """
     table = t_env.sql_query(f"SELECT *, rowtime AS upstream_rowtime FROM {view}").drop_columns(col("rowtime"))
-    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime", own_task))
+    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime"))
 
 
-def _through_datastream(t_env, table, rowtime_expression: str, own_task: bool = False):
+def _add_item_window(t_env) -> None:
+    """View item_events through the item window (udfs/jvm/.../ItemWindow.java) as item_windows:
+    each row with its item's counts over 1 h and its (query, item) pair's over 24 h.
+
+    The item view's readers (the online item and (query, item) records, the label join's input)
+    run in a task of their own: in the item window's thread they made it the job's busiest."""
+    table = t_env.sql_query("SELECT *, rowtime AS upstream_rowtime FROM item_events").drop_columns(col("rowtime"))
+    item_window = get_gateway().jvm.org.freshrank.udfs.ItemWindow
+    windows = _through_datastream(
+        t_env, table, "upstream_rowtime", own_task=True,
+        through=lambda rows: item_window.apply(rows, "item_id", "item_kind", "query", "upstream_rowtime",
+                                               FEATURE_WINDOWS_MS["w1h"], FEATURE_WINDOWS_MS["w24h"]))
+    t_env.create_temporary_view("item_windows", windows)
+
+
+def _through_datastream(t_env, table, rowtime_expression: str, own_task: bool = False, through=None):
     """`table` through a DataStream and back, with `rowtime` = `rowtime_expression` as its event
-    time and the upstream watermarks.
+    time and the upstream watermarks; `through` (a Java DataStream<RowData> -> DataStream<RowData>
+    function) is applied on the way.
 
     The rows cross in Flink's internal format (RowData): PyFlink's to_data_stream would convert
     every field of every row to a Java object (String, Instant, boxed arrays) and back."""
@@ -131,6 +147,8 @@ def _through_datastream(t_env, table, rowtime_expression: str, own_task: bool = 
     row_data = get_gateway().jvm.org.apache.flink.table.data.RowData._java_lang_class
     internal_rows = t_env._j_tenv.toDataStream(
         j_table, j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data))
+    if through is not None:
+        internal_rows = through(internal_rows)
     if own_task:
         # Readers in a task (thread) of their own: a rescale edge is not chained, and between equal
         # parallelisms it links subtask i to subtask i only, so each key's rows keep their order.
@@ -243,10 +261,9 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     _materialize(t_env, "user_features_computed", "user_features")
     _run_sql(t_env, cfg, "04_attribution.sql")
     _materialize(t_env, "attributed_labels_computed", "attributed_labels")
+    _run_sql(t_env, cfg, "05_item_events.sql")
+    _add_item_window(t_env)
     _run_sql(t_env, cfg, "05_item_features.sql")
-    # The item view's readers (the online item and (query, item) records, the label join's input)
-    # run in a task of their own: in the item window's thread they made it the job's busiest.
-    _materialize(t_env, "item_features_computed", "item_features", own_task=True)
     _run_sql(t_env, cfg, "06_labels.sql")
     _materialize(t_env, "labelled_impressions_computed", "labelled_impressions")
     _run_sql(t_env, cfg, "07_examples.sql")

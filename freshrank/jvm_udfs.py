@@ -19,9 +19,9 @@ from freshrank.config import REPO_ROOT
 
 SOURCE_DIR = REPO_ROOT / "udfs" / "jvm"
 PREBUILT_JAR_ENV = "FRESHRANK_UDF_JAR"
-# The SQL name and the class of each JVM function the job's SQL calls.
+# The SQL name and the class of each JVM function the job's SQL calls. The jar also holds the item
+# window (ItemWindow), a keyed DataStream operator the job wires in (online_training._add_item_window).
 JVM_FUNCTIONS = {"sliding_counts": "org.freshrank.udfs.SlidingCounts",
-                 "sliding_counts_by": "org.freshrank.udfs.SlidingCountsBy",
                  "attribute_labels": "org.freshrank.udfs.AttributeLabels",
                  "vouch_event": "org.freshrank.udfs.VouchEvent",
                  "json_record": "org.freshrank.udfs.JsonRecord"}

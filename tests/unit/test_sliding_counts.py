@@ -1,6 +1,7 @@
-"""The feature SQL's JVM aggregates (udfs/jvm/: sliding_counts, sliding_counts_by, attribute_labels): built by
-freshrank.jvm_udfs and checked against brute-force definitions by tests/jvm/ (random streams,
-serializer round trips). The SQL that calls them runs in tests/integration/test_features.py."""
+"""The feature stage's JVM code (udfs/jvm/: sliding_counts, attribute_labels, the item window): built
+by freshrank.jvm_udfs and checked against brute-force definitions by tests/jvm/ (random streams,
+serializer round trips; the item window in a local Flink job that fails once and resumes from a
+checkpoint). The job that calls them runs in tests/integration/test_features.py."""
 from __future__ import annotations
 
 import shutil
@@ -48,6 +49,7 @@ def test_attribute_labels_match_a_brute_force_search(checks):
     assert checks("AttributeLabelsCheck", "3000", "11") > 50_000  # every label of 3,000 random streams
 
 
-def test_sliding_counts_by_match_a_brute_force_count_per_sub_key(checks):
-    # every sub-key of every millisecond of 2,000 random streams; idle sub-keys swept
-    assert checks("SlidingCountsByCheck", "2000", "5") > 50_000
+@pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
+def test_the_item_window_matches_a_brute_force_count_across_a_restart(checks, backend):
+    # every row of a random stream, through two window subtasks, a failure and a restore
+    assert checks("ItemWindowCheck", "6000", "5", backend) == 6000

@@ -52,7 +52,7 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
     /**
      * The accumulator: (time, kind) of counted events in time order, a run per window. The class
      * carries its type (RAW, with WindowSerializer) wherever it is used: as sliding_counts'
-     * accumulator, and as a value in sliding_counts_by's MapView.
+     * accumulator, and in the item window's state (ItemWindow).
      */
     @DataTypeHint(value = "RAW", bridgedTo = Window.class, rawSerializer = WindowSerializer.class)
     public static final class Window {
@@ -160,6 +160,16 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
             head = 0;
         }
 
+        /** Events of `kind` in window `window` strictly before the latest time. */
+        long before(int window, int kind) {
+            return inWindow[window * kinds + kind] - atLatest[kind];
+        }
+
+        /** Events of `kind` at the latest time. */
+        long at(int kind) {
+            return atLatest[kind];
+        }
+
         Double[] counts() {
             if (windowMs == null) {
                 return new Double[0];
@@ -167,11 +177,11 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
             Double[] out = new Double[inWindow.length + kinds];
             for (int w = 0; w < windowMs.length; w++) {
                 for (int k = 0; k < kinds; k++) {
-                    out[w * kinds + k] = (double) (inWindow[w * kinds + k] - atLatest[k]);
+                    out[w * kinds + k] = (double) before(w, k);
                 }
             }
             for (int k = 0; k < kinds; k++) {
-                out[inWindow.length + k] = (double) atLatest[k];
+                out[inWindow.length + k] = (double) at(k);
             }
             return out;
         }
