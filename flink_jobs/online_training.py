@@ -121,19 +121,38 @@ def _materialize(t_env, view: str, name: str) -> None:
     t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime"))
 
 
+def _add_user_window(t_env, cfg: FreshrankConfig) -> None:
+    """View user_events through the user window (udfs/jvm/.../UserWindow.java) as user_windows:
+    each event with the user's counts, the impression a label belongs to and the recent category."""
+    gateway = get_gateway()
+    windows = list(FEATURE_WINDOWS_MS.items())
+    lengths = gateway.new_array(gateway.jvm.long, len(windows))
+    names = gateway.new_array(gateway.jvm.String, len(windows))
+    for i, (name, ms) in enumerate(windows):
+        lengths[i], names[i] = ms, name[1:]  # "w5m" -> u_click_5m
+    _add_keyed_window(t_env, "user_events", "user_windows", own_task=False, through=lambda rows: (
+        gateway.jvm.org.freshrank.udfs.UserWindow.apply(
+            rows, "upstream_rowtime", lengths, names, cfg.job.click_window_ms, cfg.job.purchase_window_ms)))
+
+
 def _add_item_window(t_env) -> None:
     """View item_events through the item window (udfs/jvm/.../ItemWindow.java) as item_windows:
     each row with its item's counts over 1 h and its (query, item) pair's over 24 h.
 
     The item view's readers (the online item and (query, item) records, the label join's input)
     run in a task of their own: in the item window's thread they made it the job's busiest."""
-    table = t_env.sql_query("SELECT *, rowtime AS upstream_rowtime FROM item_events").drop_columns(col("rowtime"))
     item_window = get_gateway().jvm.org.freshrank.udfs.ItemWindow
-    windows = _through_datastream(
-        t_env, table, "upstream_rowtime", own_task=True,
-        through=lambda rows: item_window.apply(rows, "item_id", "item_kind", "query", "upstream_rowtime",
-                                               FEATURE_WINDOWS_MS["w1h"], FEATURE_WINDOWS_MS["w24h"]))
-    t_env.create_temporary_view("item_windows", windows)
+    _add_keyed_window(t_env, "item_events", "item_windows", own_task=True, through=lambda rows: (
+        item_window.apply(rows, "item_id", "item_kind", "query", "upstream_rowtime",
+                          FEATURE_WINDOWS_MS["w1h"], FEATURE_WINDOWS_MS["w24h"])))
+
+
+def _add_keyed_window(t_env, view: str, name: str, own_task: bool, through) -> None:
+    """Register `view` through one of the job's own windows (`through`, a Java function of a
+    DataStream<RowData>) as `name`. Its readers share the one window: the DataStream is a single
+    node, as in _materialize."""
+    table = t_env.sql_query(f"SELECT *, rowtime AS upstream_rowtime FROM {view}").drop_columns(col("rowtime"))
+    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime", own_task, through))
 
 
 def _through_datastream(t_env, table, rowtime_expression: str, own_task: bool = False, through=None):
@@ -257,8 +276,9 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     # 2. Features and the label joins (SQL in flink_jobs/sql/). The feature views feed both the
     # online-feature sinks and the label join, the click join both the examples and the purchase
     # join; each is computed once (see _materialize).
+    _run_sql(t_env, cfg, "03_user_events.sql")
+    _add_user_window(t_env, cfg)
     _run_sql(t_env, cfg, "03_user_features.sql")
-    _materialize(t_env, "user_features_computed", "user_features")
     _run_sql(t_env, cfg, "04_attribution.sql")
     _materialize(t_env, "attributed_labels_computed", "attributed_labels")
     _run_sql(t_env, cfg, "05_item_events.sql")

@@ -19,11 +19,10 @@ from freshrank.config import REPO_ROOT
 
 SOURCE_DIR = REPO_ROOT / "udfs" / "jvm"
 PREBUILT_JAR_ENV = "FRESHRANK_UDF_JAR"
-# The SQL name and the class of each JVM function the job's SQL calls. The jar also holds the item
-# window (ItemWindow), a keyed DataStream operator the job wires in (online_training._add_item_window).
-JVM_FUNCTIONS = {"sliding_counts": "org.freshrank.udfs.SlidingCounts",
-                 "attribute_labels": "org.freshrank.udfs.AttributeLabels",
-                 "vouch_event": "org.freshrank.udfs.VouchEvent",
+# The SQL name and the class of each JVM function the job's SQL calls. The jar also holds the user
+# and item windows (UserWindow, ItemWindow: keyed DataStream operators the job wires in,
+# online_training._add_keyed_window), built on sliding_counts' and attribute_labels' state classes.
+JVM_FUNCTIONS = {"vouch_event": "org.freshrank.udfs.VouchEvent",
                  "json_record": "org.freshrank.udfs.JsonRecord"}
 # vouch_event's limits (udfs.config.ValidationConfig fields), in the order of its arguments.
 VOUCH_EVENT_LIMITS = ("max_record_bytes", "max_id_len", "max_query_len", "max_string_len", "max_items",

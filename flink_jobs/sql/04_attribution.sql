@@ -6,17 +6,17 @@
 --   * without one (the event contract allows it for click, add_to_cart and purchase): the same
 --     user's latest impression of that item at or before the label, if that impression is at
 --     most the attribution window (click or purchase window) older than the label.
--- The user's window (03_user_features.sql) answers both with attribute_labels (udfs/jvm/): it
--- keeps the user's impressed items of the longest window and gives each label the impression it
--- belongs to (`attributed_to`: request, query, time; null when none is in the window).
+-- The user window (03_user_features.sql) answers both: it keeps the user's impressed items of the
+-- longest window and gives each label the impression it belongs to (`attributed_request_id`,
+-- `attributed_query`; null when none is in the window).
 
 -- Every click and purchase with an item, once: `request_id` is its own, or else the one it is
 -- attributed to (null: no impression in the window); `query` is that of the impression it is
--- attributed to within the window (null: none), which the (query, item) window counts it for.
+-- attributed to within the window (null: none), which the item window counts it for.
 CREATE TEMPORARY VIEW attributed_labels_resolved AS
 SELECT type, event_id, user_id, ts, price, item_id, rowtime,
-  COALESCE(request_id, attributed_to.request_id) AS request_id,
-  attributed_to.query AS query
+  COALESCE(request_id, attributed_request_id) AS request_id,
+  attributed_query AS query
 FROM user_features
 WHERE type IN ('click', 'purchase') AND item_id IS NOT NULL;
 

@@ -1,7 +1,7 @@
-"""The feature stage's JVM code (udfs/jvm/: sliding_counts, attribute_labels, the item window): built
-by freshrank.jvm_udfs and checked against brute-force definitions by tests/jvm/ (random streams,
-serializer round trips; the item window in a local Flink job that fails once and resumes from a
-checkpoint). The job that calls them runs in tests/integration/test_features.py."""
+"""The feature stage's JVM code (udfs/jvm/: sliding_counts, attribute_labels, the user and item
+windows): built by freshrank.jvm_udfs and checked against brute-force definitions by tests/jvm/
+(random streams, serializer round trips; the windows in a local Flink job that fails once and
+resumes from a checkpoint). The job that calls them runs in tests/integration/test_features.py."""
 from __future__ import annotations
 
 import shutil
@@ -53,3 +53,9 @@ def test_attribute_labels_match_a_brute_force_search(checks):
 def test_the_item_window_matches_a_brute_force_count_across_a_restart(checks, backend):
     # every row of a random stream, through two window subtasks, a failure and a restore
     assert checks("ItemWindowCheck", "6000", "5", backend) == 6000
+
+
+@pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
+def test_the_user_window_matches_brute_force_across_a_restart(checks, backend):
+    # counts, attribution and recent category of every row of a random stream
+    assert checks("UserWindowCheck", "6000", "7", backend) == 6000

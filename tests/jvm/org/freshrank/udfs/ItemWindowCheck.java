@@ -1,36 +1,22 @@
 package org.freshrank.udfs;
 
-import org.apache.flink.api.common.eventtime.WatermarkStrategy;
-import org.apache.flink.api.common.functions.MapFunction;
-import org.apache.flink.api.common.state.CheckpointListener;
-import org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.RestartStrategyOptions;
-import org.apache.flink.connector.datagen.source.DataGeneratorSource;
 import org.apache.flink.connector.datagen.source.GeneratorFunction;
-import org.apache.flink.streaming.api.datastream.DataStream;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.data.TimestampData;
-import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
 import org.apache.flink.table.types.logical.BigIntType;
 import org.apache.flink.table.types.logical.IntType;
 import org.apache.flink.table.types.logical.LocalZonedTimestampType;
 import org.apache.flink.table.types.logical.RowType;
 import org.apache.flink.table.types.logical.VarCharType;
-import org.apache.flink.util.CloseableIterator;
 
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Random;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Runs ItemWindow in a local Flink job (a MiniCluster in this JVM) on a random stream and checks
@@ -39,11 +25,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>The stream: a few items and queries (and null queries), impressions and clicks, several rows
  * per millisecond, rows out of order by up to the watermark's bound (so none is late), and pauses
  * between the two window lengths and beyond both, around which an item's state goes (event-time
- * cleanup) and its pairs are swept, neither of which may change a count. Two parallel window subtasks; the job fails
- * once halfway, after a checkpoint, and resumes from it, so every state goes through its
- * serializer. Each input row must come out exactly once, with the counts of the rows of its item
- * (and of its pair) in [t - window, t) and at t. Exits non-zero on the first mismatch; prints the
- * number of checked rows last. Arguments: rows, seed, and the state backend (hashmap or rocksdb).
+ * cleanup) and its pairs are swept, neither of which may change a count. Run by WindowRun (two
+ * window subtasks, a failure halfway, a restore from a checkpoint), each input row must come out
+ * exactly once, with the counts of the rows of its item (and of its pair) in [t - window, t) and
+ * at t. Exits non-zero on the first mismatch; prints the number of checked rows last. Arguments: rows, seed, and the state backend (hashmap or rocksdb).
  */
 public final class ItemWindowCheck {
     static final long ITEM_WINDOW_MS = 40;
@@ -54,7 +39,6 @@ public final class ItemWindowCheck {
                 new VarCharType(VarCharType.MAX_LENGTH), new IntType(false), new VarCharType(VarCharType.MAX_LENGTH),
                 new LocalZonedTimestampType(3), new BigIntType(false)},
             new String[]{"item_id", "item_kind", "query", "upstream_rowtime", "seq"});
-    static final AtomicBoolean FAILED = new AtomicBoolean();
 
     /** One input row: item, kind, query (or null), time, sequence number. */
     record Event(String item, int kind, String query, long time, long seq) implements java.io.Serializable {
@@ -68,51 +52,19 @@ public final class ItemWindowCheck {
     public static void main(String[] args) throws Exception {
         int count = Integer.parseInt(args[0]);
         List<Event> events = stream(count, new Random(Long.parseLong(args[1])));
-
-        Configuration conf = new Configuration();
-        conf.setString("state.backend.type", args.length > 2 ? args[2] : "hashmap");
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(100));
-        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-        env.setParallelism(2);
-        env.enableCheckpointing(100);
         GeneratorFunction<Long, RowData> nth = i -> events.get(i.intValue()).row();
-        DataStream<RowData> rows = env
-                .fromSource(new DataGeneratorSource<>(nth, events.size(), RateLimiterStrategy.perSecond(count / 3.0),
-                                InternalTypeInfo.of(ROW)),
-                        WatermarkStrategy.<RowData>forBoundedOutOfOrderness(Duration.ofMillis(MAX_DELAY_MS))
-                                .withTimestampAssigner((row, previous) -> row.getTimestamp(3, 3).getMillisecond()),
-                        "events")
-                .setParallelism(1)
-                .map(new FailOnceAfterACheckpoint(count / 2), InternalTypeInfo.of(ROW))
-                .setParallelism(1);
-        DataStream<RowData> out = ItemWindow.apply(rows, "item_id", "item_kind", "query", "upstream_rowtime",
-                ITEM_WINDOW_MS, QUERY_WINDOW_MS);
-
-        Map<Long, double[]> got = new HashMap<>();
-        try (CloseableIterator<RowData> results = out.executeAndCollect("item window check")) {
-            while (results.hasNext()) {
-                RowData row = results.next();
-                double[] counts = new double[ItemWindow.COUNT_COLUMNS.length];
-                for (int c = 0; c < counts.length; c++) {
-                    counts[c] = row.isNullAt(5 + c) ? Double.NaN : row.getDouble(5 + c);
-                }
-                if (got.put(row.getLong(4), counts) != null) {
-                    fail("row " + row.getLong(4) + " came out twice");
-                }
-            }
-        }
-        if (!FAILED.get()) {
-            fail("the job never failed and resumed from a checkpoint: raise the row count");
-        }
-        if (got.size() != events.size()) {
-            fail(events.size() + " rows in, " + got.size() + " out");
-        }
+        Map<Long, RowData> got = WindowRun.run(nth, count, ROW, 3, MAX_DELAY_MS, 4, args.length > 2 ? args[2] : "hashmap",
+                rows -> ItemWindow.apply(rows, "item_id", "item_kind", "query", "upstream_rowtime",
+                        ITEM_WINDOW_MS, QUERY_WINDOW_MS));
         for (Event e : events) {
+            RowData row = got.get(e.seq());
+            double[] counts = new double[ItemWindow.COUNT_COLUMNS.length];
+            for (int c = 0; c < counts.length; c++) {
+                counts[c] = row.isNullAt(5 + c) ? Double.NaN : row.getDouble(5 + c);
+            }
             double[] expected = bruteForce(events, e);
-            if (!Arrays.equals(got.get(e.seq()), expected)) {
-                fail("row " + e + ": got " + Arrays.toString(got.get(e.seq())) + ", expected " + Arrays.toString(expected));
+            if (!Arrays.equals(counts, expected)) {
+                WindowRun.fail("row " + e + ": got " + Arrays.toString(counts) + ", expected " + Arrays.toString(expected));
             }
         }
         System.out.println("checked rows: " + events.size());
@@ -174,34 +126,5 @@ public final class ItemWindowCheck {
             }
         }
         return counts;
-    }
-
-    static void fail(String message) {
-        System.err.println("MISMATCH: " + message);
-        System.exit(1);
-    }
-
-    /** Passes rows on; throws once, at the first row past `after` following a completed checkpoint. */
-    static final class FailOnceAfterACheckpoint implements MapFunction<RowData, RowData>, CheckpointListener {
-        private final long after;
-        private long seen;
-        private boolean checkpointed;
-
-        FailOnceAfterACheckpoint(long after) {
-            this.after = after;
-        }
-
-        @Override
-        public RowData map(RowData row) {
-            if (++seen > after && checkpointed && FAILED.compareAndSet(false, true)) {
-                throw new IllegalStateException("injected failure, to resume from the checkpoint");
-            }
-            return row;
-        }
-
-        @Override
-        public void notifyCheckpointComplete(long checkpointId) {
-            checkpointed = true;
-        }
     }
 }

@@ -38,6 +38,10 @@ import java.util.Map;
  * impressed item then entered it twice as its own row, and each (key, item) held its own state and
  * timers. Here each event is one row of the user's window, which the counts read anyway, and the
  * state is one time-ordered list of the user's impressed items in the longest window.
+ *
+ * <p>The job's user window (UserWindow) keeps this accumulator, {@link Impressions}, in its state
+ * and asks it for each label directly; the aggregate function stays for SQL (as the job used it
+ * until 2026-12-01) and for its brute-force check (tests/jvm/AttributeLabelsCheck).
  */
 @FunctionHint(
         accumulator = @DataTypeHint(value = "RAW", bridgedTo = AttributeLabels.Impressions.class,
@@ -56,13 +60,7 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
         long now = time.toEpochMilli();
         acc.advance(now, Math.max(clickWindowMs, purchaseWindowMs));
         if ("impression".equals(type)) {
-            if (itemIds != null && requestId != null) {
-                for (String item : itemIds) {
-                    if (item != null) {
-                        acc.add(new Seen(now, item, requestId, query));
-                    }
-                }
-            }
+            acc.impressed(now, itemIds, requestId, query);
         } else if (itemId != null && ("click".equals(type) || "purchase".equals(type))) {
             long windowMs = "click".equals(type) ? clickWindowMs : purchaseWindowMs;
             acc.pending.add(new Label(type, requestId, itemId, windowMs));
@@ -76,8 +74,8 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
         }
         Map<String, Row> out = new HashMap<>();
         for (Label label : acc.pending) {
-            Seen seen = acc.latest(label.itemId, label.requestId);
-            if (seen != null && acc.now - seen.time <= label.windowMs) {
+            Seen seen = acc.attributed(label.itemId, label.requestId, label.windowMs);
+            if (seen != null) {
                 out.put(labelKey(label.type, label.requestId, label.itemId), Row.of(seen.requestId, seen.query, seen.time));
             }
         }
@@ -132,6 +130,24 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
                     }
                 }
             }
+        }
+
+        /** Records an impression's items (an impression without items or request_id has none to attribute to). */
+        void impressed(long time, String[] itemIds, String requestId, String query) {
+            if (itemIds == null || requestId == null) {
+                return;
+            }
+            for (String item : itemIds) {
+                if (item != null) {
+                    add(new Seen(time, item, requestId, query));
+                }
+            }
+        }
+
+        /** The impression a label of `item` (in `requestId` when not null) at the current time belongs to, or null. */
+        Seen attributed(String item, String requestId, long windowMs) {
+            Seen seen = latest(item, requestId);
+            return seen != null && now - seen.time <= windowMs ? seen : null;
         }
 
         void add(Seen seen) {

@@ -28,6 +28,10 @@ import java.util.Arrays;
  * grows with the events a key holds. Here the accumulator holds only (time, kind) of counted
  * events inside the longest window, and each window's start moves forward once per event:
  * constant time per event, 9 bytes per counted event in memory, about 2 in a checkpoint.
+ *
+ * <p>The job's own windows (UserWindow, ItemWindow) keep this accumulator, {@link Window}, in their
+ * state and drive it directly; the aggregate function stays for SQL (as the job used it until
+ * 2026-12-01) and for its brute-force check (tests/jvm/SlidingCountsCheck).
  */
 public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Window> {
 
