@@ -87,6 +87,17 @@ def test_doubles_read_back_as_the_same_double_and_non_finite_as_null(json_record
         assert _same(got, d), (d, text)
 
 
+def test_whole_doubles_are_written_as_double_to_string_writes_them(json_record):
+    # The counts take a shortcut past Java's digit generation; its text must stay the same
+    # ("3.0"; below 1e7 in magnitude Python's repr agrees with Java's Double.toString).
+    rng = random.Random(3)
+    doubles = [0.0, -0.0, 1.0, -1.0, 7.0, 9999999.0, -9999999.0, 4503599627370496.0 / 2**30,
+               *(float(rng.randrange(-10**7 + 1, 10**7)) for _ in range(200))]
+    for d, text in zip(doubles, json_record([["x", d] for d in doubles])):
+        assert text == '{"x":' + repr(d) + "}", (d, text)
+    assert json_record([["x", 1e7]]) == ['{"x":1.0E7}']  # from 1e7 on, Java's exponent form
+
+
 def test_random_records_read_back_exactly(json_record):
     rng = random.Random(7)
     alphabet = "abc \"\\\n\t\x01é日🛒/'{}[]:,"

@@ -59,6 +59,9 @@ public class ItemWindow extends EventTimeWindow<ItemWindow.Item> {
     private transient MapState<String, SlidingCounts.Window> pairs;
     // The pairs a watermark step touched, written back once at its end.
     private transient Map<String, SlidingCounts.Window> touched;
+    // Each counted row's pair (null: no query), in the order its rows go out.
+    private transient List<SlidingCounts.Window> rowPairs;
+    private transient int nextRow;
 
     ItemWindow(int kindIndex, int queryIndex, int timeIndex, long itemWindowMs, long queryWindowMs,
                InternalTypeInfo<RowData> inputType) {
@@ -104,6 +107,7 @@ public class ItemWindow extends EventTimeWindow<ItemWindow.Item> {
         pairs = getRuntimeContext().getMapState(new MapStateDescriptor<>(
                 "pairs", StringSerializer.INSTANCE, new SlidingCounts.WindowSerializer()));
         touched = new HashMap<>();
+        rowPairs = new ArrayList<>();
     }
 
     @Override
@@ -112,6 +116,7 @@ public class ItemWindow extends EventTimeWindow<ItemWindow.Item> {
         item.counts.add(kind, time);
         String query = queryOf(row);
         if (query == null) {
+            rowPairs.add(null);
             return;
         }
         SlidingCounts.Window pair = touched.get(query);
@@ -124,15 +129,20 @@ public class ItemWindow extends EventTimeWindow<ItemWindow.Item> {
             touched.put(query, pair);
         }
         pair.add(kind, time);
+        rowPairs.add(pair);
     }
 
     @Override
     void emit(RowData row, Item item, Collector<RowData> out) {
-        String query = queryOf(row);
+        SlidingCounts.Window pair = rowPairs.get(nextRow++);
+        if (nextRow == rowPairs.size()) {
+            rowPairs.clear();
+            nextRow = 0;
+        }
         GenericRowData counts = new GenericRowData(COUNT_COLUMNS.length);
         put(counts, 0, item.counts);
-        if (query != null) {
-            put(counts, 4, touched.get(query));
+        if (pair != null) {
+            put(counts, 4, pair);
         }
         out.collect(new JoinedRowData(row.getRowKind(), row, counts));
     }

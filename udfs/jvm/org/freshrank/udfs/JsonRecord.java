@@ -41,7 +41,11 @@ public class JsonRecord extends ScalarFunction {
             writeString(out, (String) value);
         } else if (value instanceof Double || value instanceof Float) {
             double d = ((Number) value).doubleValue();
-            if (Double.isFinite(d)) {
+            if (isSmallWholeNumber(d)) {
+                // Most doubles written are counts: the digits Double.toString prints ("3.0"),
+                // without its digit generation, a third of this function's time.
+                out.append((long) d).append(".0");
+            } else if (Double.isFinite(d)) {
                 out.append(d);
             } else {
                 out.append("null");
@@ -51,6 +55,11 @@ public class JsonRecord extends ScalarFunction {
         } else {
             throw new IllegalArgumentException("json_record cannot write a " + value.getClass().getName());
         }
+    }
+
+    /** Whether Double.toString(d) is d's integer digits and ".0": |d| below 1e7, not -0.0. */
+    static boolean isSmallWholeNumber(double d) {
+        return d > -1e7 && d < 1e7 && d == (long) d && Double.doubleToRawLongBits(d) != Long.MIN_VALUE;
     }
 
     static void writeString(StringBuilder out, String s) {
