@@ -4,7 +4,7 @@
 
 The job's own feature stage (flink_jobs.online_training with job.stages = "features") runs in a
 MiniCluster in two bounded jobs: its validation half fills the run's clean topic (untimed:
-bench.validation measures it), then its feature half (deduplication, user and item OVER windows,
+bench.validation measures it), then its feature half (deduplication, the user and item windows,
 label joins, and the Kafka sinks of examples and online features, exactly-once) is timed, with
 the job's environment
 (checkpoints every 5 s, parallelism 1, and the settings of a features-only job: the heap state

@@ -1,7 +1,7 @@
 """How the clean topic keeps the raw topic's event time: partitions mirrored, watermark markers.
 
 The feature stage reads `freshrank.events.clean` with a watermark per partition, as the validator
-read the raw topic, and its OVER windows drop what arrives behind that watermark. Two things make
+read the raw topic, and its event-time windows drop what arrives behind that watermark. Two things make
 the clean watermark mean what the raw one meant:
 
 * Clean partition i holds exactly raw partition i's events, in their order: merging two raw

@@ -1,10 +1,10 @@
 """The freshrank online-training job.
 
 Kafka events -> validate/clean (Python UDF) -> dead letters | clean events topic -> dedup (SQL) ->
-event time -> point-in-time features (SQL OVER windows) -> label attribution (SQL) -> label join
-(SQL interval joins) -> examples topic -> micro-batches (SQL window) -> training operator (Python,
-keyed by model, model in Flink state) -> model versions, embedding deltas and the training ledger
-(Kafka, exactly-once). Online features go to compacted topics.
+event time -> point-in-time features and label attribution (the user and item windows: keyed JVM
+operators of ours, udfs/jvm/) -> label join (SQL interval joins) -> examples topic -> micro-batches
+(SQL window) -> training operator (Python, keyed by model, model in Flink state) -> model
+versions, embedding deltas and the training ledger (Kafka, exactly-once). Online features go to compacted topics.
 
 `job.stages` runs both halves in one job (the default), or one of them: `features` (events to the
 examples topic) and `training` (examples topic to versions) scale and restart independently.
@@ -67,8 +67,8 @@ def flink_configuration(cfg: FreshrankConfig, connector_jar: str | None,
     # A cancelled or crashed job can be resubmitted from its last checkpoint (`-s`).
     conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     conf.set_string("table.local-time-zone", "UTC")
-    # One TTL covers every non-windowed SQL state: the dedup ids, but also idle keys of the OVER
-    # windows, which must outlive the longest feature window or a quiet user's 24 h count breaks.
+    # One TTL covers every non-windowed SQL state: the dedup ids, the click numbering's counters.
+    # The user and item windows drop a key's state in event time, past its longest window.
     conf.set_string("table.exec.state.ttl", f"{max(job.dedup_ttl_ms, LONGEST_FEATURE_WINDOW_MS)} ms")
     for key, value in (extra or {}).items():
         conf.set_string(key, value)
@@ -254,9 +254,9 @@ def add_features(cfg: FreshrankConfig, t_env, sinks) -> None:
     # An event at or behind the clean topic's watermark enters event time 1 ms after it, as the
     # validator moves a late event up to the raw watermark: windows downstream would drop it as
     # late. That happens to an event the validator moved (it lands on the watermark the clean
-    # topic's markers carry) and right after the validation half restarted. "At" counts: an
-    # unbounded OVER window (attribution, recent category, click numbering) drops a row whose
-    # time is not above its current watermark, which the row's own path has already passed on.
+    # topic's markers carry) and right after the validation half restarted. "At" counts: the user
+    # and item windows and the click numbering's OVER window drop a row whose time is not above
+    # their current watermark, which the row's own path has already passed on.
     numbered = t_env.sql_query(
         "SELECT event_id, type, ts, event_time, user_id, session_id, request_id, query, "
         "items.item_id AS item_ids, items.`position` AS item_positions, items.price AS item_prices, "

@@ -110,7 +110,7 @@ class JobConfig:
     # The state backend of a job that runs only the feature stage (stages = "features"); '' ->
     # state_backend. Ignored with stages = "all" or "training": one job has one backend, and the
     # trainer needs RocksDB's incremental checkpoints. hashmap: ~3x less CPU per event for the
-    # OVER windows (docs/benchmarks.md), but all the state lives in the TaskManager's JVM heap
+    # windows and joins (docs/benchmarks.md), but all the state lives in the TaskManager's JVM heap
     # and every checkpoint is full: size the heap for the 24 h windows, or choose rocksdb.
     features_state_backend: str = "hashmap"
     # Flink's pipeline.object-reuse for a job that runs only the feature stage: chained operators
