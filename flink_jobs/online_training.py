@@ -4,7 +4,8 @@ Kafka events -> validate/clean (Python UDF) -> dead letters | clean events topic
 event time -> point-in-time features and label attribution (the user and item windows: keyed JVM
 operators of ours, udfs/jvm/) -> label join (SQL interval joins) -> examples topic -> micro-batches
 (SQL window) -> training operator (Python, keyed by model, model in Flink state) -> model
-versions, embedding deltas and the training ledger (Kafka, exactly-once). Online features go to compacted topics.
+versions, embedding deltas and the training ledger (Kafka, exactly-once). Online features go to
+compacted topics.
 
 `job.stages` runs both halves in one job (the default), or one of them: `features` (events to the
 examples topic) and `training` (examples topic to versions) scale and restart independently.
@@ -109,16 +110,18 @@ def _run_sql(t_env, cfg: FreshrankConfig, name: str) -> None:
         t_env.execute_sql(stmt)
 
 
-def _materialize(t_env, view: str, name: str) -> None:
-    """Register `view` as `name`, computed once however many queries read it.
+def _materialize(t_env, view: str, name: str, own_task: bool = False, through=None) -> None:
+    """Register `view` as `name`, computed once however many queries read it; `through` (a Java
+    DataStream<RowData> -> DataStream<RowData> function: one of the job's own windows) on the way.
 
     The planner optimises each DataStream conversion and the statement set separately, and it
-    reuses a sub-plan only where the projections match: the same OVER window would otherwise run
-    once per consumer. A DataStream in between is a single node. The rowtime attribute crosses
-    as a plain column and is declared again, with the upstream watermarks (SOURCE_WATERMARK).
+    reuses a sub-plan only where the projections match: the same join would otherwise run once
+    per consumer. A DataStream in between is a single node. The rowtime attribute crosses as a
+    plain column (`upstream_rowtime`) and is declared again, with the upstream watermarks
+    (SOURCE_WATERMARK).
     """
     table = t_env.sql_query(f"SELECT *, rowtime AS upstream_rowtime FROM {view}").drop_columns(col("rowtime"))
-    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime"))
+    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime", own_task, through))
 
 
 def _add_user_window(t_env, cfg: FreshrankConfig) -> None:
@@ -130,7 +133,7 @@ def _add_user_window(t_env, cfg: FreshrankConfig) -> None:
     names = gateway.new_array(gateway.jvm.String, len(windows))
     for i, (name, ms) in enumerate(windows):
         lengths[i], names[i] = ms, name[1:]  # "w5m" -> u_click_5m
-    _add_keyed_window(t_env, "user_events", "user_windows", own_task=False, through=lambda rows: (
+    _materialize(t_env, "user_events", "user_windows", through=lambda rows: (
         gateway.jvm.org.freshrank.udfs.UserWindow.apply(
             rows, "upstream_rowtime", lengths, names, cfg.job.click_window_ms, cfg.job.purchase_window_ms)))
 
@@ -142,17 +145,9 @@ def _add_item_window(t_env) -> None:
     The item view's readers (the online item and (query, item) records, the label join's input)
     run in a task of their own: in the item window's thread they made it the job's busiest."""
     item_window = get_gateway().jvm.org.freshrank.udfs.ItemWindow
-    _add_keyed_window(t_env, "item_events", "item_windows", own_task=True, through=lambda rows: (
+    _materialize(t_env, "item_events", "item_windows", own_task=True, through=lambda rows: (
         item_window.apply(rows, "item_id", "item_kind", "query", "upstream_rowtime",
                           FEATURE_WINDOWS_MS["w1h"], FEATURE_WINDOWS_MS["w24h"])))
-
-
-def _add_keyed_window(t_env, view: str, name: str, own_task: bool, through) -> None:
-    """Register `view` through one of the job's own windows (`through`, a Java function of a
-    DataStream<RowData>) as `name`. Its readers share the one window: the DataStream is a single
-    node, as in _materialize."""
-    table = t_env.sql_query(f"SELECT *, rowtime AS upstream_rowtime FROM {view}").drop_columns(col("rowtime"))
-    t_env.create_temporary_view(name, _through_datastream(t_env, table, "upstream_rowtime", own_task, through))
 
 
 def _through_datastream(t_env, table, rowtime_expression: str, own_task: bool = False, through=None):

@@ -21,7 +21,7 @@ SOURCE_DIR = REPO_ROOT / "udfs" / "jvm"
 PREBUILT_JAR_ENV = "FRESHRANK_UDF_JAR"
 # The SQL name and the class of each JVM function the job's SQL calls. The jar also holds the user
 # and item windows (UserWindow, ItemWindow: keyed DataStream operators the job wires in,
-# online_training._add_keyed_window), built on sliding_counts' and attribute_labels' state classes.
+# online_training._materialize), built on sliding_counts' and attribute_labels' state classes.
 JVM_FUNCTIONS = {"vouch_event": "org.freshrank.udfs.VouchEvent",
                  "json_record": "org.freshrank.udfs.JsonRecord"}
 # vouch_event's limits (udfs.config.ValidationConfig fields), in the order of its arguments.
