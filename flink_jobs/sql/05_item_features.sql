@@ -1,10 +1,10 @@
 -- The item features, from the item window's counts (item_windows: item_events through
--- udfs/jvm/.../ItemWindow.java, one keyed operator per item). For each row, impressions (kind 0)
--- and clicks (kind 1) strictly before its millisecond, and those at it: of the item over 1 h, and
--- of the row's (query, item) pair over 24 h (null for a click attributed to no impression, which
--- counts for its item only). The pairs are entries of a map in the item's state, not keys of their
--- own: nearly every impressed pair is new, and a key of its own would cost a buffer, a timer and a
--- cleanup of its own, and a shuffle per row.
+-- udfs/jvm/.../ItemWindow.java, a keyed operator of ours, keyed by item). For each row,
+-- impressions (kind 0) and clicks (kind 1) strictly before its millisecond, and those at it: of
+-- the item over 1 h, and of the row's (query, item) pair over 24 h (null for a click attributed to
+-- no impression, which counts for its item only). The pairs are entries of a map in the item's
+-- state, not keys of their own: nearly every impressed pair is new, and a key of its own would
+-- cost a buffer, a timer and a cleanup of its own, and a shuffle per row.
 -- Smoothed CTR: (clicks + a) / (impressions + a + b), a Beta(a, b) prior with mean a/(a+b).
 CREATE TEMPORARY VIEW item_features AS
 SELECT event_id, rowtime, ts, user_id, request_id, query, device, platform, item_id, `position`, price,
