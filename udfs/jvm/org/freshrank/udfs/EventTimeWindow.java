@@ -21,6 +21,7 @@ import org.apache.flink.table.types.logical.RowType;
 import org.apache.flink.util.Collector;
 
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 
 /**
@@ -116,12 +117,17 @@ public abstract class EventTimeWindow<S extends EventTimeWindow.KeyState>
     @Override
     public void onTimer(long timestamp, OnTimerContext ctx, Collector<RowData> out) throws Exception {
         long watermark = ctx.timerService().currentWatermark();
-        List<RowData> ready = new ArrayList<>();
+        List<Timed> ready = new ArrayList<>();
         List<RowData> later = new ArrayList<>();
         Iterable<RowData> held = waiting.get();
         if (held != null) {
             for (RowData row : held) {
-                (timeOf(row) <= watermark ? ready : later).add(row);
+                long time = timeOf(row);
+                if (time <= watermark) {
+                    ready.add(new Timed(time, row));
+                } else {
+                    later.add(row);
+                }
             }
         }
         S state = keyState.value();
@@ -160,22 +166,26 @@ public abstract class EventTimeWindow<S extends EventTimeWindow.KeyState>
         }
     }
 
-    private void release(List<RowData> ready, S state, Collector<RowData> out) throws Exception {
-        ready.sort((a, b) -> Long.compare(timeOf(a), timeOf(b)));  // stable: arrival order within a millisecond
+    private void release(List<Timed> ready, S state, Collector<RowData> out) throws Exception {
+        ready.sort(Comparator.comparingLong(Timed::time));  // stable: arrival order within a millisecond
         int from = 0;
         while (from < ready.size()) {
-            long time = timeOf(ready.get(from));
+            long time = ready.get(from).time();
             int to = from;
-            while (to < ready.size() && timeOf(ready.get(to)) == time) {
-                count(ready.get(to), time, state);
+            while (to < ready.size() && ready.get(to).time() == time) {
+                count(ready.get(to).row(), time, state);
                 to++;
             }
             for (int i = from; i < to; i++) {
-                emit(ready.get(i), state, out);
+                emit(ready.get(i).row(), state, out);
             }
             from = to;
         }
         released(state);
+    }
+
+    /** A released row with its time, read once (reading it makes a TimestampData each time). */
+    private record Timed(long time, RowData row) {
     }
 
     private long timeOf(RowData row) {
