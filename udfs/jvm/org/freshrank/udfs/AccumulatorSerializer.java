@@ -37,6 +37,14 @@ public abstract class AccumulatorSerializer<T> extends TypeSerializerSingleton<T
         serialize(deserialize(in), out);
     }
 
+    /** Reads the version byte that starts a format, failing with `unknown` and the byte when it is not `version`. */
+    static void readVersion(DataInputView in, int version, String unknown) throws IOException {
+        int read = in.readByte();
+        if (read != version) {
+            throw new IOException(unknown + " " + read);
+        }
+    }
+
     static void writeVarLong(DataOutputView out, long value) throws IOException {
         while ((value & ~0x7FL) != 0) {
             out.writeByte((int) ((value & 0x7F) | 0x80));

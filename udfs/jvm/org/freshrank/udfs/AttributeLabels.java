@@ -224,10 +224,7 @@ public class AttributeLabels extends AggregateFunction<Map<String, Row>, Attribu
 
         @Override
         public Impressions deserialize(DataInputView in) throws IOException {
-            int version = in.readByte();
-            if (version != VERSION) {
-                throw new IOException("attribute_labels: unknown accumulator format " + version);
-            }
+            readVersion(in, VERSION, "attribute_labels: unknown accumulator format");
             Impressions acc = new Impressions();
             acc.now = in.readLong();
             int n = in.readInt();

@@ -242,10 +242,7 @@ public class ItemWindow extends EventTimeWindow<ItemWindow.Item> {
 
         @Override
         public Item deserialize(DataInputView in) throws IOException {
-            int version = in.readByte();
-            if (version != VERSION) {
-                throw new IOException("item window: unknown state format " + version);
-            }
+            readVersion(in, VERSION, "item window: unknown state format");
             long sweptAt = in.readLong();
             long cleanupAt = in.readLong();
             Item item = new Item(windows.deserialize(in));

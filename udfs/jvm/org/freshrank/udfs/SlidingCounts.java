@@ -255,10 +255,7 @@ public class SlidingCounts extends AggregateFunction<Double[], SlidingCounts.Win
 
         @Override
         public Window deserialize(DataInputView in) throws IOException {
-            int version = in.readByte();
-            if (version != VERSION) {
-                throw new IOException("sliding_counts: unknown accumulator format " + version);
-            }
+            readVersion(in, VERSION, "sliding_counts: unknown accumulator format");
             int kinds = in.readByte();
             if (kinds == 0) {
                 return new Window();

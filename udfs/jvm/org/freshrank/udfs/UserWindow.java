@@ -252,10 +252,7 @@ public class UserWindow extends EventTimeWindow<UserWindow.User> {
 
         @Override
         public User deserialize(DataInputView in) throws IOException {
-            int version = in.readByte();
-            if (version != VERSION) {
-                throw new IOException("user window: unknown state format " + version);
-            }
+            readVersion(in, VERSION, "user window: unknown state format");
             long cleanupAt = in.readLong();
             User user = new User(windows.deserialize(in), impressions.deserialize(in));
             user.cleanupAt = cleanupAt;
